@@ -341,7 +341,7 @@ def train_classifier(
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             step += 1
         m = clf.evaluate(dev)
         history.append({"epoch": epoch + 1, "loss": sum(losses) / max(1, len(losses)),

@@ -117,7 +117,9 @@ class EDA(Augmenter):
             if self.params["clean"] and lang == "en":
                 text = re.sub(r"[^a-z ]+", " ", text.lower())
             words = tokenize(text, lang)
-            ops = [OPERATIONS[(i + rng.randrange(4)) % 4] if i >= 4 else OPERATIONS[i] for i in range(n)]
+            # equal shares: round-robin from a random start (exactly balanced for multiples of 4)
+            start = rng.randrange(4)
+            ops = [OPERATIONS[(start + i) % 4] for i in range(n)]
             rng.shuffle(ops)
             for k, op in enumerate(ops):
                 new = words

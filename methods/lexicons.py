@@ -62,9 +62,13 @@ def wordnet():
 
     if str(root) not in nltk.data.path:
         nltk.data.path.insert(0, str(root))
+    import warnings
+
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
-    return WordNetCorpusReader(str(root / "corpora" / "wordnet"), None)
+    with warnings.catch_warnings():  # "multilingual functions are not available": we use English only
+        warnings.simplefilter("ignore", UserWarning)
+        return WordNetCorpusReader(str(root / "corpora" / "wordnet"), None)
 
 
 @functools.lru_cache(maxsize=4096)

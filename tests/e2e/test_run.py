@@ -1,0 +1,132 @@
+"""End to end through the CLI on a tiny CSV with a tiny random BERT: run, resume, fail, report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.cli import main
+from tests.helpers import sentences, write_csv
+
+METHODS = "none,resample,eda,aeda"
+
+
+@pytest.fixture()
+def csv_path(tmp_path):
+    return write_csv(tmp_path / "tiny.csv", sentences(14, seed=2))
+
+
+def _args(csv_path, out, tiny_bert_dir, methods=METHODS, extra=()):
+    return ["run", "--preset", "smoke", "--datasets", f"csv:{csv_path}", "--fractions", "50", "--seeds", "0",
+            "--methods", methods, "--backbone", str(tiny_bert_dir), "--epochs", "1", "--max-length", "24",
+            "--n-aug", "2", "--out", str(out), "--no-progress", "--device", "cpu", *extra]
+
+
+def _records(out):
+    return {p.stem: json.loads(p.read_text()) for p in (out / "records").glob("*.json")}
+
+
+def test_run_then_rerun_skips_finished_cells(csv_path, tmp_path, tiny_bert_dir, capsys):
+    out = tmp_path / "run"
+    assert main(_args(csv_path, out, tiny_bert_dir)) == 0
+    recs = _records(out)
+    assert set(recs) == {"csv-tiny.csv__50pct__none__-__s0", "csv-tiny.csv__50pct__resample__B-D__s0",
+                         "csv-tiny.csv__50pct__eda__G-E__s0", "csv-tiny.csv__50pct__eda__B-D__s0",
+                         "csv-tiny.csv__50pct__aeda__G-E__s0", "csv-tiny.csv__50pct__aeda__B-D__s0"}
+    for r in recs.values():
+        assert r["status"] == "ok", r.get("reason")
+        assert 0 <= r["metrics"]["macro_f1"] <= 1
+        assert r["counts"]["train"] == 15  # half of the 70% train split of 42 rows, per class rounded up
+        assert r["timings"]["total"] > 0 and r["config_hash"]
+        assert r["versions"]["torch"]
+    eda = recs["csv-tiny.csv__50pct__eda__G-E__s0"]
+    assert eda["counts"]["synthetic_produced"] == 2 * eda["counts"]["train"]
+    synth = (out / eda["synthetic_path"]).read_text().splitlines()
+    assert len(synth) == eda["counts"]["synthetic_produced"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["cells"]) == 6 and manifest["finished"]
+    # all methods of a cell group saw the same train view
+    assert len({r["counts"]["train"] for r in recs.values()}) == 1
+    before = {k: v["created"] for k, v in recs.items()}
+    capsys.readouterr()
+    assert main(_args(csv_path, out, tiny_bert_dir)) == 0
+    assert "6 already done" in capsys.readouterr().out
+    assert {k: v["created"] for k, v in _records(out).items()} == before
+
+
+def test_interrupted_run_resumes_without_redoing(csv_path, tmp_path, tiny_bert_dir, monkeypatch):
+    out = tmp_path / "run"
+    import bench.runner as R
+
+    real = R.run_cell
+    calls = []
+
+    def dying(cell, settings, *a, **k):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed halfway
+        calls.append(cell.cell_id)
+        return real(cell, settings, *a, **k)
+
+    monkeypatch.setattr(R, "run_cell", dying)
+    assert main(_args(csv_path, out, tiny_bert_dir)) == 130
+    done = _records(out)
+    assert set(done) == set(calls)
+    monkeypatch.setattr(R, "run_cell", real)
+    assert main(_args(csv_path, out, tiny_bert_dir)) == 0
+    again = _records(out)
+    assert len(again) == 6
+    for k in done:
+        assert again[k]["created"] == done[k]["created"], f"{k} was recomputed"
+
+
+def test_failed_cell_is_recorded_and_sets_exit_code(csv_path, tmp_path, tiny_bert_dir, monkeypatch):
+    out = tmp_path / "run"
+    import methods.aeda
+
+    def boom(self, pairs):
+        raise RuntimeError("synthetic failure for the test")
+
+    monkeypatch.setattr(methods.aeda.AEDA, "_generate", boom)
+    assert main(_args(csv_path, out, tiny_bert_dir, extra=["--continue-on-error"])) == 1
+    recs = _records(out)
+    failed = [r for r in recs.values() if r["status"] == "failed"]
+    # the data are balanced, so B/D asks AEDA for nothing and only the G/E cell reaches the failure
+    assert [r["cell_id"] for r in failed] == ["csv-tiny.csv__50pct__aeda__G-E__s0"]
+    assert "synthetic failure" in failed[0]["reason"] and failed[0]["traceback"]
+    assert sum(r["status"] == "ok" for r in recs.values()) == 5
+    # without --continue-on-error the run stops at the first failure, keeping what finished
+    out2 = tmp_path / "run2"
+    assert main(_args(csv_path, out2, tiny_bert_dir)) == 1
+    assert any(r["status"] == "failed" for r in _records(out2).values())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--methods", "edaa", "--dry-run"], "did you mean 'eda'"),
+    (["run", "--datasets", "airlines", "--dry-run"], "did you mean 'airline'"),
+    (["run", "--preset", "quik", "--dry-run"], "did you mean 'quick'"),
+    (["run", "--fractions", "500", "--dry-run"], "percentages"),
+    (["run", "--policies", "X", "--dry-run"], "unknown policy"),
+    (["run", "--param", "eda.alpha", "--dry-run"], "METHOD.KEY=VALUE"),
+])
+def test_bad_cli_input_is_named(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_backbone_is_a_clear_failure(csv_path, tmp_path):
+    out = tmp_path / "run"
+    code = main(["run", "--datasets", f"csv:{csv_path}", "--fractions", "50", "--seeds", "0", "--methods", "none",
+                 "--backbone", str(tmp_path / "no-such-model"), "--out", str(out), "--no-progress"])
+    assert code == 1
+    (rec,) = _records(out).values()
+    assert rec["status"] == "failed" and "no-such-model" in rec["reason"]
+
+
+def test_report_writes_table2(csv_path, tmp_path, tiny_bert_dir):
+    out = tmp_path / "run"
+    assert main(_args(csv_path, out, tiny_bert_dir, methods="none,aeda")) == 0
+    assert main(["report", str(out)]) == 0
+    md = (out / "report" / "table2.md").read_text()
+    assert "aeda" in md and "none" in md
+    assert (out / "report" / "table2.csv").exists()

@@ -1,0 +1,44 @@
+import pytest
+
+from bench.runner import CellSpec, plan_cells, policy_counts
+from bench.seeding import derive
+from methods.base import Example
+
+
+def _ex(labels):
+    return [Example(str(i), f"t{i}", lab) for i, lab in enumerate(labels)]
+
+
+def test_ge_policy_is_n_per_original():
+    assert policy_counts(_ex("aab"), "G/E", 4, 0) == [4, 4, 4]
+    assert policy_counts(_ex("aab"), "-", 4, 0) == [0, 0, 0]
+
+
+def test_bd_policy_fills_each_class_to_the_largest():
+    ex = _ex("aaaaaaabbc")
+    counts = policy_counts(ex, "B/D", 4, 0)
+    by = {}
+    for e, c in zip(ex, counts):
+        by[e.label] = by.get(e.label, 0) + c + 1
+    assert by == {"a": 7, "b": 7, "c": 7}
+    assert sorted(counts[7:9]) == [2, 3]  # spread over the class's originals
+
+
+def test_unknown_policy():
+    with pytest.raises(ValueError, match="unknown policy"):
+        policy_counts(_ex("ab"), "X/Y", 1, 0)
+
+
+def test_derived_seeds_are_stable_and_independent():
+    assert derive(0, "view", "airline") == derive(0, "view", "airline")
+    assert derive(0, "view", "airline") != derive(1, "view", "airline")
+    assert derive(0, "augment", "eda") != derive(0, "augment", "aeda")
+
+
+def test_plan_puts_none_first_and_respects_method_policies():
+    cells = plan_cells(["airline"], ["5pct"], ["eda", "resample", "none"], ["G/E", "B/D"], [0, 1])
+    assert cells[0] == CellSpec("airline", "5pct", "none", "-", 0)
+    assert CellSpec("airline", "5pct", "resample", "G/E", 0) not in cells
+    assert CellSpec("airline", "5pct", "resample", "B/D", 1) in cells
+    assert len(cells) == 2 * (1 + 1 + 2)
+    assert cells[0].cell_id == "airline__5pct__none__-__s0"
