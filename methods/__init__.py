@@ -10,3 +10,5 @@ METHODS = Registry("method")
 
 METHODS.register("none", "methods.none:NoAugmentation", "raw PLM: no augmentation (the baseline every delta is against)")
 METHODS.register("resample", "methods.resample:Resample", "oversample minority classes by copying originals (B/D)")
+METHODS.register("eda", "methods.eda:EDA", "EDA: synonym replacement, random insertion, swap, deletion (WordNet / jieba+Cilin)")
+METHODS.register("aeda", "methods.aeda:AEDA", "AEDA: insert random punctuation marks")
