@@ -248,9 +248,19 @@ def cmd_run(args) -> int:
 def cmd_report(args) -> int:
     from bench.report import build_report
 
-    written = build_report(Path(args.run_dir), Path(args.out) if args.out else None)
-    for name, path in (written or {}).items():
-        print(f"{name}: {path}")
+    res = build_report(Path(args.run_dir), Path(args.out) if args.out else None)
+    print(f"report of {res.get('n_records')} records ({res.get('status_counts')}) in {res.get('out_dir')}")
+    for kind in ("tables", "figures"):
+        items = res.get(kind) or []
+        if items:
+            print(f"{kind}: {', '.join(map(str, items))}")
+    for what, why in (res.get("skipped") or {}).items() if isinstance(res.get("skipped"), dict) else []:
+        print(f"skipped {what}: {why}")
+    if isinstance(res.get("skipped"), list):
+        for item in res["skipped"]:
+            print(f"skipped: {item}")
+    for err in res.get("load_errors") or []:
+        print(f"warning: {err}", file=sys.stderr)
     return 0
 
 

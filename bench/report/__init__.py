@@ -1,0 +1,128 @@
+"""The reporting layer: records -> one long DataFrame -> tables, figures, diversity, one HTML report.
+
+``build_report(run_dir)`` is what ``python -m bench report DIR`` calls. Reports only read records
+(``RUN/records/*.json``) and the synthetic JSONL files the records point to; everything is written to
+``RUN/report/`` unless ``out_dir`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_report"]
+
+
+def build_report(
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    figures: bool = True,
+    diversity: bool = True,
+    html: bool = True,
+    embed: Callable[[Sequence[str]], Any] | None = None,
+    classifier: Callable[[Sequence[str]], Sequence[str]] | None = None,
+    parents: Mapping[str, str] | None = None,
+    train_data: Callable[[str], tuple[list[str], list[str], dict[str, str]] | None] | str | None = "auto",
+) -> dict[str, Any]:
+    """Write the report of one run directory and return what was written.
+
+    Writes to ``out_dir`` (default ``RUN/report/``):
+
+    - ``table2.{md,csv,tex}``, ``table9.*``, ``table3.*``, ``table4.*``, ``aggregate.*`` (a table with no
+      records renders a one-line note; its CSV is empty);
+    - ``records.csv`` (the long DataFrame the report was drawn from);
+    - ``figures/*.png`` and ``*.pdf`` (Figure 2 schedule, 5, 6, 7, diversity-consistency map);
+    - ``diversity.{md,csv}``; ``report.md`` (all Markdown pieces) and ``report.html`` (self-contained).
+
+    ``embed`` (texts -> 2-D array) replaces the TF-IDF+SVD representation of Figure 7; ``classifier``
+    (texts -> labels) replaces the reference classifier of label consistency; ``parents`` (id -> text)
+    supplies parent texts for edit distances; ``train_data(dataset) -> (texts, labels, {id: text})`` supplies
+    each data set's full train split (``"auto"``: ``bench.data.load_dataset``; ``None``: do not load).
+    Nothing fails the whole report: a part that cannot be drawn is skipped and listed in ``skipped``.
+
+    Returns ``{"out_dir", "files" (names relative to out_dir), "tables" {name: md path}, "figures"
+    {name: png path}, "skipped" {part: reason}, "n_records", "status_counts", "load_errors"}``.
+    """
+    from bench.report import tables as T
+    from bench.report.load import load_records
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "records").is_dir():
+        raise FileNotFoundError(f"{run_dir} has no records/ directory: not a run directory")
+    out = Path(out_dir) if out_dir is not None else run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+
+    df = load_records(run_dir)
+    result: dict[str, Any] = {
+        "out_dir": str(out), "files": [], "tables": {}, "figures": {}, "skipped": {},
+        "n_records": int(len(df)), "status_counts": {str(k): int(v) for k, v in df["status"].value_counts().items()},
+        "load_errors": list(df.attrs.get("load_errors", [])),
+    }
+    df.drop(columns=["params", "substitutes", "versions"]).to_csv(out / "records.csv", index=False)
+    result["files"].append("records.csv")
+
+    tables = T.all_tables(df, n_boot=n_boot, seed=seed)
+    for t in tables:
+        result["files"] += T.write_table(t, out)
+        result["tables"][t.name] = str(out / f"{t.name}.md")
+
+    from bench.report.diversity import TrainData
+
+    td = TrainData(train_data, run_dir)
+    parents_for = parents if parents is not None else td.parents
+
+    div = None
+    if diversity:
+        try:
+            from bench.report import diversity as D
+
+            div = D.diversity_report(df, run_dir, out, classifier=classifier, parents=parents, train_data=td,
+                                     seed=seed)
+            result["files"] += div.files
+            for k, v in div.skipped.items():
+                result["skipped"][f"diversity:{k}"] = v
+        except Exception as e:
+            result["skipped"]["diversity"] = f"{type(e).__name__}: {e}"
+            result["diversity_traceback"] = traceback.format_exc()
+
+    figs: list = []
+    if figures:
+        try:
+            from bench.report import figures as F
+
+            figs = F.all_figures(df, run_dir, out / "figures", embed=embed, parents=parents_for, seed=seed)
+            for f in figs:
+                if f.path_png:
+                    result["figures"][f.name] = f.path_png
+                    result["files"] += [str(Path(p).relative_to(out)) for p in (f.path_png, f.path_pdf) if p]
+                else:
+                    result["skipped"][f"figure:{f.name}"] = f.note
+        except Exception as e:  # a broken figure must not cost the tables
+            result["skipped"]["figures"] = f"{type(e).__name__}: {e}"
+            result["figures_traceback"] = traceback.format_exc()
+    if div is not None and div.figure is not None:
+        figs.append(div.figure)
+        if div.figure.path_png:
+            result["figures"][div.figure.name] = div.figure.path_png
+        else:
+            result["skipped"][f"figure:{div.figure.name}"] = div.figure.note
+
+    try:
+        from bench.report import html as H
+
+        md = H.render_markdown(df, tables, figs, div, run_dir, out, result)
+        (out / "report.md").write_text(md, encoding="utf-8")
+        result["files"].append("report.md")
+        if html:
+            (out / "report.html").write_text(H.render_html(df, tables, figs, div, run_dir, out, result),
+                                             encoding="utf-8")
+            result["files"].append("report.html")
+    except Exception as e:
+        result["skipped"]["html"] = f"{type(e).__name__}: {e}"
+        result["html_traceback"] = traceback.format_exc()
+    return result

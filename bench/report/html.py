@@ -1,0 +1,211 @@
+"""One self-contained HTML report per run (figures embedded as base64 PNG) and the same in Markdown.
+
+Plain string templates, no template engine; every value from a record is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html as _html
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.report import tables as T
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.4}
+h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2em}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
+th{background:#f0f0f0}tr:nth-child(even) td{background:#fafafa}
+td.unavailable{color:#8a6d00}td.failed{color:#b00020;font-weight:bold}
+.note{color:#555;font-size:.85em}.skipped{color:#8a6d00}
+img{max-width:100%;border:1px solid #ddd}figure{margin:1em 0}
+code,pre{background:#f6f6f6;font-size:.85em}pre{padding:.5em;overflow-x:auto;white-space:pre-wrap}
+nav a{margin-right:1em}
+"""
+
+
+def esc(x: Any) -> str:
+    return _html.escape("" if x is None else str(x), quote=True)
+
+
+def _cell_class(v: str) -> str:
+    v = str(v)
+    if v.startswith("unavailable"):
+        return ' class="unavailable"'
+    if v.startswith("failed"):
+        return ' class="failed"'
+    return ""
+
+
+def frame_html(frame: pd.DataFrame) -> str:
+    head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td{_cell_class(v)}>{esc(v)}</td>" for v in row) + "</tr>"
+                   for row in frame.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def table_html(table: T.Table) -> str:
+    out = [f'<h2 id="{esc(table.name)}">{esc(table.title)}</h2>']
+    if table.empty:
+        out.append('<p class="note">No records for this table in this run.</p>')
+        return "\n".join(out)
+    for key, frame in T._sections(table):
+        if key is not None:
+            out.append(f"<h3>{esc(' / '.join(str(k) for k in key))}</h3>")
+        out.append(frame_html(frame))
+    if table.notes:
+        out.append('<ul class="note">' + "".join(f"<li>{esc(n)}</li>" for n in table.notes) + "</ul>")
+    return "\n".join(out)
+
+
+def figure_html(fig) -> str:
+    out = [f'<h3 id="{esc(fig.name)}">{esc(fig.title)}</h3>']
+    if fig.path_png and Path(fig.path_png).is_file():
+        b64 = base64.b64encode(Path(fig.path_png).read_bytes()).decode("ascii")
+        out.append(f'<figure><img alt="{esc(fig.title)}" src="data:image/png;base64,{b64}">'
+                   f'<figcaption class="note">{esc(fig.note or "")}</figcaption></figure>')
+    else:
+        out.append(f'<p class="skipped">{esc(fig.note or "skipped")}</p>')
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- environment, substitutes, status
+
+
+def environment(df: pd.DataFrame) -> dict[str, Any]:
+    """Versions (every distinct value seen per package), backbones, git commits, deduplicated substitutes."""
+    versions: dict[str, Counter] = {}
+    for v in df["versions"]:
+        for k, val in (v or {}).items():
+            versions.setdefault(str(k), Counter())[str(val)] += 1
+    subs: Counter = Counter()
+    for lst in df["substitutes"]:
+        for s in lst or []:
+            if isinstance(s, dict):
+                subs[(str(s.get("role")), str(s.get("paper")), str(s.get("used")))] += 1
+            else:
+                subs[("?", "?", str(s))] += 1
+    return {
+        "versions": {k: dict(c) for k, c in sorted(versions.items())},
+        "backbones": dict(Counter(str(b) for b in df["backbone"].dropna())),
+        "git": sorted({str(g) for g in df["git"].dropna()}),
+        "substitutes": [{"role": r, "paper": p, "used": u, "records": n} for (r, p, u), n in sorted(subs.items())],
+    }
+
+
+def _status_frame(df: pd.DataFrame) -> pd.DataFrame:
+    bad = df[df["status"] != "ok"]
+    return pd.DataFrame({"cell": bad["cell_id"], "status": bad["status"],
+                         "reason": bad["reason"].fillna("").astype(str).str.slice(0, 300)})
+
+
+def _manifest(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- HTML
+
+
+def render_html(df, tables, figs, div, run_dir, out_dir, result) -> str:
+    run_dir = Path(run_dir)
+    env = environment(df)
+    man = _manifest(run_dir)
+    parts = [f"<h1>Benchmark report: {esc(run_dir.name)}</h1>",
+             "<nav>" + "".join(f'<a href="#{esc(t.name)}">{esc(t.name)}</a>' for t in tables)
+             + '<a href="#figures">figures</a><a href="#diversity">diversity</a><a href="#examples">examples</a>'
+             '<a href="#environment">environment</a></nav>',
+             f"<p>{len(df)} records: "
+             + ", ".join(f"{esc(k)} {v}" for k, v in result.get("status_counts", {}).items())
+             + ". Failed records are excluded from every statistic; unavailable cells show their reason.</p>"]
+    if man and man.get("command"):
+        parts.append(f"<p>Command: <code>{esc(man.get('command'))}</code></p>")
+    if result.get("load_errors"):
+        parts.append('<p class="skipped">Unreadable record files (ignored): '
+                     + esc("; ".join(f"{f}: {e}" for f, e in result["load_errors"])) + "</p>")
+    parts += [table_html(t) for t in tables]
+    parts.append('<h2 id="figures">Figures</h2>')
+    parts += [figure_html(f) for f in figs]
+    parts.append('<h2 id="diversity">Diversity and label consistency</h2>')
+    if div is not None and not div.table.empty:
+        parts.append(table_html(div.table).replace("<h2", "<h3").replace("</h2>", "</h3>"))
+    else:
+        parts.append('<p class="skipped">No synthetic sets measured.</p>')
+    if div is not None and div.skipped:
+        parts.append('<ul class="skipped">' + "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in div.skipped.items())
+                     + "</ul>")
+    parts.append('<h2 id="examples">Example pseudo samples</h2>')
+    for ex in (div.examples if div is not None else []):
+        parts.append(f"<h3>{esc(ex['dataset'])} / {esc(ex['view'])} / {esc(ex['method'])} ({esc(ex['policy'])}), "
+                     f"seed {esc(ex['seed'])}</h3>")
+        rows = pd.DataFrame([{"label": s["label"], "text": s["text"], "parent": s["parent"] or "NA",
+                              "provenance": json.dumps({k: v for k, v in s["provenance"].items()
+                                                        if k not in ("parent_text",)}, ensure_ascii=False)[:200]}
+                             for s in ex["samples"]])
+        parts.append(frame_html(rows))
+    parts.append('<h2 id="environment">Environment</h2>')
+    parts.append(frame_html(pd.DataFrame([{"package": k, "versions (records)": ", ".join(f"{v} ({n})" for v, n in c.items())}
+                                          for k, c in env["versions"].items()])) if env["versions"] else
+                 '<p class="note">No versions in the records.</p>')
+    parts.append("<p>Backbone(s): " + esc(", ".join(f"{b} ({n} records)" for b, n in env["backbones"].items()) or "NA")
+                 + "</p>")
+    if env["git"]:
+        parts.append("<p>Git: " + esc(", ".join(env["git"])) + "</p>")
+    parts.append("<h3>Offline substitutes used</h3>")
+    parts.append(frame_html(pd.DataFrame(env["substitutes"])) if env["substitutes"] else
+                 '<p class="note">None recorded.</p>')
+    st = _status_frame(df)
+    if len(st):
+        parts.append("<h3>Cells that are not ok</h3>" + frame_html(st))
+    if result.get("skipped"):
+        parts.append("<h3>Parts skipped</h3><ul class=\"skipped\">"
+                     + "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in result["skipped"].items()) + "</ul>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>Report {esc(run_dir.name)}</title><style>{CSS}</style></head><body>\n"
+            + "\n".join(parts) + "\n</body></html>\n")
+
+
+# ---------------------------------------------------------------- Markdown
+
+
+def render_markdown(df, tables, figs, div, run_dir, out_dir, result) -> str:
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    env = environment(df)
+    lines = [f"# Benchmark report: {run_dir.name}", "",
+             f"{len(df)} records: " + ", ".join(f"{k} {v}" for k, v in result.get("status_counts", {}).items())
+             + ". Failed records are excluded from every statistic.", ""]
+    if result.get("load_errors"):
+        lines += ["Unreadable record files (ignored): " + "; ".join(f"{f}: {e}" for f, e in result["load_errors"]), ""]
+    for t in tables:
+        lines.append(T.to_markdown(t))
+    lines += ["## Figures", ""]
+    for f in figs:
+        if f.path_png:
+            rel = Path(f.path_png).relative_to(out_dir) if Path(f.path_png).is_relative_to(out_dir) else f.path_png
+            lines += [f"### {f.title}", "", f"![{f.title}]({rel})", "", f.note or "", ""]
+        else:
+            lines += [f"### {f.title}", "", f"_{f.note}_", ""]
+    if div is not None:
+        lines.append(T.to_markdown(div.table))
+    lines += ["## Environment", ""]
+    for k, c in env["versions"].items():
+        lines.append(f"- {k}: " + ", ".join(f"{v} ({n} records)" for v, n in c.items()))
+    lines += ["", "Backbone(s): " + (", ".join(f"{b} ({n})" for b, n in env["backbones"].items()) or "NA"), "",
+              "### Offline substitutes used", ""]
+    if env["substitutes"]:
+        lines.append(T._md_grid(pd.DataFrame(env["substitutes"])))
+    else:
+        lines.append("None recorded.")
+    lines.append("")
+    if result.get("skipped"):
+        lines += ["### Parts skipped", ""] + [f"- {k}: {v}" for k, v in result["skipped"].items()] + [""]
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""Rendered tables against golden files (tests/golden/report_*.md).
+
+Regenerate the goldens after an intended change of the rendering with
+``REPORT_UPDATE_GOLDEN=1 python -m pytest tests/unit/test_report_tables.py`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from report_fixtures import fake_record  # noqa: E402
+
+from bench.report import tables as T  # noqa: E402
+from bench.report.load import frame_from_records  # noqa: E402
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+UPDATE = os.environ.get("REPORT_UPDATE_GOLDEN") == "1"
+N_BOOT = 200
+
+
+def small_frame():
+    """Hand-chosen scores (no randomness): two data sets, a fraction sweep, k-shot views, ablations,
+    a one-seed cell, an unavailable cell and a failed seed."""
+    f1 = {  # (dataset, view, method, policy) -> per-seed macro-F1
+        ("airline", "5pct", "none", "-"): [0.50, 0.52, 0.54],
+        ("airline", "5pct", "eda", "G/E"): [0.53, 0.52, 0.57],
+        ("airline", "5pct", "diffusioncls", "G/E"): [0.55, 0.56, 0.58],
+        ("airline", "100pct", "none", "-"): [0.70, 0.71, 0.72],
+        ("airline", "100pct", "eda", "G/E"): [0.71],
+        ("airline", "100pct", "diffusioncls", "G/E"): [0.74, 0.73, 0.75],
+        ("airline", "100pct", "diffusioncls-wo-da", "G/E"): [0.71, 0.72, 0.72],
+        ("airline", "100pct", "diffusioncls-wo-nrt", "G/E"): [0.72, 0.73, 0.73],
+        ("rt", "5pct", "none", "-"): [0.60, 0.61, 0.59],
+        ("rt", "5pct", "eda", "G/E"): [0.62, 0.60, 0.63],
+        ("rt", "5pct", "diffusioncls", "G/E"): [0.64, 0.63, 0.62],
+        ("rt", "5shot", "none", "-"): [0.54, 0.55, 0.53],
+        ("rt", "5shot", "diffusioncls", "G/E"): [0.65, 0.66, 0.64],
+        ("rt", "10shot", "none", "-"): [0.61, 0.62, 0.63],
+        ("rt", "10shot", "diffusioncls", "G/E"): [0.68, 0.69, 0.67],
+    }
+    recs = []
+    for (ds, view, m, pol), vals in f1.items():
+        for seed, v in enumerate(vals):
+            recs.append(fake_record(ds, view, m, pol, seed, f1=v, acc=round(v + 0.05, 4)))
+    recs.append(fake_record("airline", "5pct", "eda", "G/E", 3, status="failed", reason="RuntimeError: x"))
+    recs.append(fake_record("airline", "5pct", "backtranslation", "B/D", 0, status="unavailable",
+                            reason="no MT engine for en offline"))
+    return frame_from_records(recs)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return small_frame()
+
+
+def check_golden(name: str, text: str):
+    path = GOLDEN / f"report_{name}.md"
+    if UPDATE or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        if not UPDATE:
+            pytest.fail(f"golden {path.name} was missing and has been written; review it and rerun")
+    assert text == path.read_text(encoding="utf-8"), (
+        f"{name} differs from {path}; if intended: REPORT_UPDATE_GOLDEN=1 python -m pytest {__file__}")
+
+
+@pytest.mark.parametrize("name", ["table2", "table9", "table3", "table4", "aggregate"])
+def test_rendered_markdown_matches_golden(frame, name):
+    fn = {"table2": T.table2, "table9": T.table9, "table3": T.table3, "table4": T.table4,
+          "aggregate": T.aggregate}[name]
+    check_golden(name, T.to_markdown(fn(frame, n_boot=N_BOOT, seed=0)))
+
+
+def test_one_seed_shows_dashes_never_fake_spread(frame):
+    t = T.table2(frame, n_boot=N_BOOT)
+    row = t.display[(t.display["view"] == "100pct") & (t.display["method"] == "eda")].iloc[0]
+    assert row["n"] == "1"
+    assert row["macro-F1"] == "71.00 ± -"
+    assert row["F1 95% CI"] == "-"
+    assert row["test (p)"] == "-"  # one pair: no test
+
+
+def test_unavailable_and_failed_cells(frame):
+    t = T.table2(frame, n_boot=N_BOOT)
+    d = t.display
+    bt = d[d["method"] == "backtranslation"].iloc[0]
+    assert bt["macro-F1"] == "unavailable: no MT engine for en offline"
+    eda = d[(d["view"] == "5pct") & (d["dataset"] == "airline") & (d["method"] == "eda")].iloc[0]
+    assert eda["n"] == "3" and eda["macro-F1"].endswith("(1 failed)")  # the failed seed is not a number
+    assert any("failed record(s) excluded" in n for n in t.notes)
+    data = t.data[(t.data["view"] == "5pct") & (t.data["dataset"] == "airline") & (t.data["method"] == "eda")]
+    assert data["f1_mean"].iloc[0] == pytest.approx((0.53 + 0.52 + 0.57) / 3)
+    assert data["delta_f1"].iloc[0] == pytest.approx((0.53 + 0.52 + 0.57 - 0.50 - 0.52 - 0.54) / 3)
+
+
+def test_all_failed_cell_reads_failed():
+    df = frame_from_records([fake_record(method="none"),
+                             fake_record(method="eda", policy="G/E", status="failed", reason="boom")])
+    d = T.table2(df, n_boot=N_BOOT).display
+    assert d[d["method"] == "eda"]["macro-F1"].iloc[0] == "failed"
+
+
+def test_tables_render_without_records_of_their_kind():
+    df = frame_from_records([fake_record(method="none")])
+    assert "No records" in T.to_markdown(T.table3(df))
+    assert "no records" in T.to_latex(T.table4(df))
+
+
+def test_latex_escapes_and_csv_numbers(frame, tmp_path):
+    t = T.table2(frame, n_boot=N_BOOT)
+    tex = T.to_latex(t)
+    assert r"$\pm$" in tex and r"95\% CI" in tex and "\\toprule" in tex
+    files = T.write_table(t, tmp_path)
+    assert files == ["table2.md", "table2.csv", "table2.tex"]
+    import pandas as pd
+
+    csv = pd.read_csv(tmp_path / "table2.csv")
+    assert {"f1_mean", "f1_std", "f1_ci_low", "paired_diff", "test", "p", "status"} <= set(csv.columns)
+
+
+def test_markdown_escapes_pipes():
+    df = frame_from_records([fake_record(method="none"),
+                             fake_record(method="bt", policy="G/E", status="unavailable", reason="a | b")])
+    assert "unavailable: a \\| b" in T.to_markdown(T.table2(df, n_boot=N_BOOT))
