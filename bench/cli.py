@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a grid of cells (dataset x view x method x policy x seed)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     r.add_argument("--preset", default="quick", help="named grid (see `ls presets`); flags below override it")
-    r.add_argument("--methods", default=None, help="'all' or a comma-separated list (see `ls methods`)")
+    r.add_argument("--methods", default=None, help="comma-separated method names or groups: 'all' (every method "
+                   "but the ablation variants), 'ablations' (see `ls methods`)")
     r.add_argument("--datasets", default=None, help="comma-separated dataset names, or csv:PATH[:TEXT:LABEL] / "
                    "jsonl:PATH[:TEXT:LABEL]")
     r.add_argument("--fractions", default=None, help="train fractions in percent, e.g. 5,20,35,50,100")
@@ -85,7 +86,11 @@ def cmd_ls(args) -> int:
 
         for e in METHODS:
             extra = f"  params={json.dumps(e.params)}" if e.params else ""
-            print(f"{e.name:24s} {e.summary}{extra}")
+            tags = f"  [{', '.join(e.tags)}]" if e.tags else ""
+            print(f"{e.name:24s} {e.summary}{extra}{tags}")
+        groups = {k: v for k, v in METHODS.groups().items() if k != "all"}
+        print("groups: all (every method without the 'variant' tag)"
+              + "".join(f", {k} ({', '.join(v)})" for k, v in groups.items() if k != "variant"))
     elif args.what == "datasets":
         from bench.data import load_cards
 

@@ -64,11 +64,27 @@ class Registry:
                 f"unknown {self.kind} {name!r}{hint} (known: {', '.join(self._entries)})"
             ) from None
 
+    def groups(self) -> dict[str, list[str]]:
+        """Tag -> names; ``all`` = every entry without the ``variant`` tag."""
+        out: dict[str, list[str]] = {"all": [e.name for e in self if "variant" not in e.tags]}
+        for e in self:
+            for t in e.tags:
+                out.setdefault(t, []).append(e.name)
+        return out
+
     def resolve(self, spec: str) -> list[str]:
-        """``all`` or a comma-separated list of names -> validated list of names."""
-        if spec.strip() == "all":
-            return self.names()
-        names = [s.strip() for s in spec.split(",") if s.strip()]
-        for n in names:
-            self.get(n)
+        """Comma-separated names or group names (``all``, a tag such as ``ablations``) -> names, in order."""
+        groups = self.groups()
+        names: list[str] = []
+        for part in (s.strip() for s in spec.split(",")):
+            if not part:
+                continue
+            if part in groups and part not in self._entries:
+                new = groups[part]
+            else:
+                self.get(part)
+                new = [part]
+            names.extend(n for n in new if n not in names)
+        if not names:
+            raise UnknownName(f"no {self.kind} named in {spec!r}")
         return names

@@ -13,7 +13,15 @@ def test_unknown_name_suggests_close_match():
 
 
 def test_resolve_all_and_list():
-    assert METHODS.resolve("all") == METHODS.names()
+    everything = METHODS.names()
+    variants = [e.name for e in METHODS if "variant" in e.tags]
+    assert METHODS.resolve("all") == [n for n in everything if n not in variants]
+    assert METHODS.resolve("none,all")[0] == "none"
+    r = Registry("thing")
+    r.register("a", "x:a")
+    r.register("a-v", "x:a", tags=("variant", "ablations"))
+    assert r.resolve("all") == ["a"]
+    assert r.resolve("a,ablations") == ["a", "a-v"]
     assert METHODS.resolve("none, eda") == ["none", "eda"]
     with pytest.raises(UnknownName):
         METHODS.resolve("none,nope")
