@@ -75,8 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir")
     rep.add_argument("--out", default=None, help="where to write (default RUN_DIR/report)")
 
-    pr = sub.add_parser("prepare", help="prepare offline resources once (WordNet copy, ...)")
-    pr.add_argument("what", choices=["wordnet"], help="what to prepare")
+    pr = sub.add_parser("prepare", help="prepare offline resources once (WordNet copy, masked LM, ...)")
+    pr.add_argument("what", choices=["wordnet", "mlm"],
+                    help="wordnet: copy WordNet 3.0 for NLTK; mlm: give a backbone without an MLM head one "
+                    "(one-off adaptation on IMDb, cached; DiffusionCLS and nlpaug-mlm use it)")
+    pr.add_argument("--backbone", default="minilm", help="for mlm: the backbone to adapt")
     return p
 
 
@@ -274,6 +277,14 @@ def cmd_prepare(args) -> int:
         from methods.lexicons import prepare_wordnet
 
         print(f"WordNet 3.0 for NLTK in {prepare_wordnet()}")
+    elif args.what == "mlm":
+        from methods.diffusioncls.mlm import adapted_mlm_dir
+
+        d = adapted_mlm_dir(args.backbone, progress=print)
+        info = d / "adaptation.json"
+        print(f"masked LM for {args.backbone}: {d}")
+        if info.exists():
+            print(info.read_text())
     return 0
 
 

@@ -286,13 +286,13 @@ def run_cell(cell: CellSpec, settings: RunSettings, log: Callable[[str], None] =
         # ---- augment (cached) ------------------------------------------------------------
         synthetic: list[Synthetic] = []
         stats: dict[str, Any] = {}
+        pkey = proxy_key(cell, cd, classifier_config(cell, settings, card.language))
         ctx = FitContext(language=card.language, labels=cd.labels, seed=aug.seed, backbone=cfg.backbone,
                          cache_root=Path(settings.cache_dir) / "methods", proxy_factory=proxy_factory,
-                         device=settings.device)
+                         device=settings.device, extra={"proxy_key": pkey})
         fitted = False
         synth_path = None
         if cell.method != "none":
-            pkey = proxy_key(cell, cd, classifier_config(cell, settings, card.language))
             skey = stable_hash({"stage": "synthetic", "method": [aug.meta.name, aug.meta.version, aug.params],
                                 "policy": cell.policy, "n_aug": settings.n_aug, "view": examples_fingerprint(cd.train),
                                 "seed": aug.seed, "proxy": pkey})

@@ -1,0 +1,279 @@
+"""The DiffusionCLS augmenter.
+
+fit(train, context):
+  1. the proxy = ``context.proxy()`` (the cell's ``none`` classifier; never trained here);
+  2. the masked LM to start from: :func:`~methods.diffusioncls.mlm.adapted_mlm_dir` of the proxy's
+     backbone (the offline MiniLM gets a suite-trained MLM head; hub BERTs keep theirs);
+  3. the diffusion LM = proxy encoder + that MLM head + one ``<LABEL-x>`` token per label, trained
+     time-agnostically on the train split with the label-aware schedule, cached under
+     ``context.cache_dir("diffusion_lm", key)``. The key holds what the LM depends on (train
+     fingerprint, labels, proxy identity, masked LM, schedule, lambda, T, prompt, training
+     settings, method version, seed) and NOT the step group, decoding or policy, so one LM per
+     (dataset, view, seed) serves a whole sweep.
+
+augment (offline generation, the default): masks from the proxy's attention; pseudo sample k of
+an original uses step ``steps[k % 4]`` of the chosen step group (group 4 of 8: steps 13-16), so
+4 pseudo samples per original use one mask per step of the group as in the paper. With
+``mask_draws="shared"`` the masks of one original are nested (one uniform draw per token, like
+the paper's single forward chain); ``"independent"`` draws each mask afresh.
+
+Reflective generation (``generation="reflective"``, the paper's): ``augment`` returns nothing;
+:meth:`make_batch_hook` masks the originals of each training batch with the attention of the
+classifier being trained and adds ``reflective_n`` pseudo samples per original online.
+
+Noise-resistant training is done by the runner's classifier: :meth:`classifier_options` returns
+``nrt_weight`` (paper Eq. 6: ``L = L_c + L_e``, so 1.0), ``nrt_tau`` and ``group_batches``
+(an original with its own pseudo samples in one batch, as Eq. 4-5 assume).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from methods.base import (
+    Augmenter,
+    AugmenterError,
+    Example,
+    MethodMeta,
+    Synthetic,
+    examples_fingerprint,
+    stable_hash,
+)
+from methods.diffusioncls.generate import DECODINGS, DiffusionGenerator, GenItem, hash_seed
+from methods.diffusioncls.importance import NORMS, importance_weights, tokenize_texts
+from methods.diffusioncls.schedule import SCHEDULES, step_group_steps
+
+VERSION = "1"
+
+
+def proxy_identity(proxy) -> str:
+    """A content hash of the proxy: backbone, labels and a digest of its classifier head and one
+    encoder matrix (the head alone changes with every fine-tune)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(repr((proxy.config.backbone, tuple(proxy.labels))).encode())
+    state = proxy.model.state_dict()
+    names = [k for k in state if k.startswith(("classifier.", "score."))]
+    enc = [k for k in state if k.endswith("attention.self.query.weight")]
+    for k in names + enc[-1:]:
+        h.update(k.encode())
+        h.update(state[k].detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class DiffusionCLS(Augmenter):
+    meta = MethodMeta(
+        name="diffusioncls",
+        version=VERSION,
+        description="label-aware masked-diffusion LM augmentation + noise-resistant training",
+        needs_fit=True,
+        languages=("en", "zh"),
+        citation="Chen et al. (2024), An Effective Deployment of Diffusion LM for Data Augmentation in "
+        "Low-Resource Sentiment Classification. EMNLP. arXiv:2409.03203",
+        paper_model="bert-base-uncased / chinese-roberta-wwm-ext",
+    )
+    default_params: dict[str, Any] = {
+        # noise schedule
+        "T": 32,
+        "n_groups": 8,
+        "step_group": 4,
+        "lam": 0.5,
+        "schedule": "marginal",  # or "cumulative" (reference code)
+        "importance_norm": "none",  # "none" (paper: raw attention) | "sum" | "max"
+        # label-aware prompting
+        "label_prompt": True,
+        # diffusion LM training (paper: lr 4e-6, 1-2 epochs, batch 32 on 10^3-10^4 texts; a
+        # low-resource view has ~500 texts, so more epochs and a larger lr; measured in the report)
+        "dlm_epochs": 4,
+        "dlm_lr": 5e-5,
+        "dlm_batch_size": 32,
+        "max_length": 64,
+        # generation
+        "generate": True,  # False = w/o D.A.: no pseudo samples, noise-resistant training only
+        "generation": "offline",  # or "reflective" (online, from the classifier being trained)
+        "decoding": "greedy",  # reference: one pass argmax; or "iterative"
+        "passes": 4,
+        "top_k": 0,
+        "temperature": 1.0,
+        "mask_draws": "shared",  # or "independent"
+        "min_masked": 1,
+        "reflective_n": 4,
+        "gen_batch_size": 64,
+        # noise-resistant training (read by the runner through classifier_options)
+        "nrt_weight": 1.0,
+        "nrt_tau": 0.05,
+    }
+
+    def __init__(self, seed: int = 0, **params: Any):
+        super().__init__(seed, **params)
+        p = self.params
+        checks = [("schedule", SCHEDULES), ("decoding", DECODINGS), ("importance_norm", NORMS),
+                  ("generation", ("offline", "reflective")), ("mask_draws", ("shared", "independent"))]
+        for name, allowed in checks:
+            if p[name] not in allowed:
+                raise AugmenterError(f"diffusioncls: {name}={p[name]!r}; expected one of {list(allowed)}")
+        self.steps = step_group_steps(int(p["step_group"]), int(p["T"]), int(p["n_groups"]))
+        if not 0.0 <= float(p["nrt_weight"]):
+            raise AugmenterError("diffusioncls: nrt_weight must be >= 0")
+        self._proxy = None
+        self._generator: DiffusionGenerator | None = None
+        self._dlm_key: str | None = None
+        self._mlm_report: dict[str, Any] | None = None
+        self._backbone: str | None = None
+        self.fit_info: dict[str, Any] = {}
+        self.reflective_stats: dict[str, Any] = {"batches": 0, "produced": 0, "identical": 0, "seconds": 0.0}
+
+    # ------------------------------------------------------------------ metadata
+    def substitutes(self) -> list[dict[str, str]]:
+        if not self._backbone:
+            return []
+        from bench.classifier import OFFLINE_BACKBONES
+
+        if self._backbone not in OFFLINE_BACKBONES:
+            return []
+        acc = (self._mlm_report or {}).get("fill_mask_accuracy")
+        acc_s = f"{acc:.3f}" if isinstance(acc, float) else "not measured"
+        paper = "chinese-roberta-wwm-ext MLM" if self.language == "zh" else "bert-base-uncased MLM"
+        return [{"role": "diffusion LM init", "paper": paper,
+                 "used": f"{OFFLINE_BACKBONES[self._backbone][2]} + suite MLM-head adaptation on IMDb "
+                         f"(held-out fill-mask acc {acc_s})"}]
+
+    def classifier_options(self) -> dict[str, Any]:
+        return {"nrt_weight": float(self.params["nrt_weight"]), "nrt_tau": float(self.params["nrt_tau"]),
+                "group_batches": True}
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, train: list[Example], context) -> None:
+        p = self.params
+        self._backbone = context.backbone
+        if not p["generate"]:
+            self.fit_info = {"diffusion_lm": "not trained (generate=False)"}
+            return
+        t0 = time.perf_counter()
+        from methods.diffusioncls import mlm
+
+        proxy = context.proxy()
+        self._proxy = proxy
+        self._backbone = proxy.config.backbone
+        mlm_dir = mlm.adapted_mlm_dir(proxy.config.backbone)
+        self._mlm_report = mlm.adaptation_report(mlm_dir)
+        labels = tuple(context.labels)
+        key = {
+            "method": self.meta.name, "version": self.meta.version, "train": examples_fingerprint(train),
+            "labels": list(labels), "seed": self.seed,
+            "proxy": context.extra.get("proxy_key") or proxy_identity(proxy),
+            "mlm": (self._mlm_report or {}).get("key") or str(mlm_dir),
+            **{k: p[k] for k in ("T", "lam", "schedule", "importance_norm", "label_prompt", "dlm_epochs",
+                                 "dlm_lr", "dlm_batch_size", "max_length")},
+        }
+        self._dlm_key = stable_hash(key)
+        cache = context.cache_dir("diffusion_lm", key)
+        cached = cache is not None and (cache / "diffusion_lm.json").exists()
+        if cached:
+            model, tok, meta = mlm.load_diffusion_lm(cache)
+            label_ids = meta.get("label_ids")
+            train_info = meta.get("training", {})
+        else:
+            model, tok, label_ids = mlm.build_diffusion_lm(proxy, mlm_dir, labels, bool(p["label_prompt"]))
+            model.to(context.device or "cpu")
+            toks = tokenize_texts(proxy.tokenizer, [e.text for e in train], self._max_text())
+            weights = importance_weights(proxy.model, proxy.tokenizer, toks, p["importance_norm"])
+            lids = None if label_ids is None else [label_ids[e.label] for e in train]
+            train_info = mlm.train_diffusion_lm(
+                model, tok, toks, weights, lids, T=int(p["T"]), lam=float(p["lam"]), schedule=p["schedule"],
+                epochs=int(p["dlm_epochs"]), lr=float(p["dlm_lr"]), batch_size=int(p["dlm_batch_size"]),
+                seed=hash_seed(self.seed, "diffusion-lm") % (2**31),
+                progress=context.extra.get("progress"),
+            )
+            if cache is not None:
+                mlm.save_diffusion_lm(cache, model, tok, {"key": key, "label_ids": label_ids, "training": train_info})
+        self._generator = DiffusionGenerator(
+            model.to(context.device or "cpu"), tok, label_ids,
+            T=int(p["T"]), lam=float(p["lam"]), schedule=p["schedule"], decoding=p["decoding"],
+            passes=int(p["passes"]), top_k=int(p["top_k"]), temperature=float(p["temperature"]),
+            min_masked=int(p["min_masked"]), batch_size=int(p["gen_batch_size"]), seed=self.seed,
+        )
+        self.fit_info = {"diffusion_lm_key": self._dlm_key, "cache_hit": bool(cached),
+                         "cache_dir": str(cache) if cache else None, "training": train_info,
+                         "mlm_dir": str(mlm_dir), "mlm_fill_mask_accuracy": (self._mlm_report or {}).get(
+                             "fill_mask_accuracy"), "fit_seconds": time.perf_counter() - t0}
+
+    def _max_text(self) -> int:
+        return int(self.params["max_length"]) - (4 if self.params["label_prompt"] else 2)
+
+    # ------------------------------------------------------------------ generation
+    def _items(self, examples: list[tuple[Example, int]], weights_model, salt: Any) -> list[GenItem]:
+        p = self.params
+        toks = tokenize_texts(self._proxy.tokenizer, [e.text for e, _ in examples], self._max_text())
+        weights = importance_weights(weights_model, self._proxy.tokenizer, toks, p["importance_norm"])
+        items = []
+        for (ex, n), tk, w in zip(examples, toks, weights):
+            for k in range(n):
+                draw = k // len(self.steps) if p["mask_draws"] == "shared" else k
+                items.append(GenItem(tk, w, ex.label, self.steps[k % len(self.steps)],
+                                     hash_seed(self.seed, "mask", salt, ex.id, draw)))
+        return items
+
+    def _generate(self, pairs: list[tuple[Example, int]]) -> list[Synthetic]:
+        p = self.params
+        if not p["generate"] or p["generation"] == "reflective":
+            return []
+        if self._generator is None:
+            raise AugmenterError("diffusioncls: not fitted")
+        t0 = time.perf_counter()
+        items = self._items(pairs, self._proxy.model, "offline")
+        outs = self._generator.generate(items, batch_seed="offline")
+        parents = [ex for ex, n in pairs for _ in range(n)]
+        synth = [
+            self.synth(ex, o.text, step=o.item.step, step_group=int(p["step_group"]), T=int(p["T"]),
+                       mask_rate=round(o.info["mask_rate"], 4), n_masked=o.info["n_masked"],
+                       n_changed=o.info["n_changed"], decoding=p["decoding"], schedule=p["schedule"],
+                       lam=float(p["lam"]), label_prompt=bool(p["label_prompt"]), masked_text=o.masked_text,
+                       generation="offline", diffusion_lm=self._dlm_key)
+            for ex, o in zip(parents, outs)
+        ]
+        self._last_gen_seconds = time.perf_counter() - t0
+        return synth
+
+    def _stats(self, pairs, synth) -> dict[str, Any]:
+        s = super()._stats(pairs, synth)
+        p = self.params
+        if not p["generate"]:
+            s["note"] = "w/o D.A.: no pseudo samples by design (generate=False)"
+        elif p["generation"] == "reflective":
+            s["note"] = "reflective: pseudo samples are generated online while the classifier trains"
+        if synth:
+            s["mean_mask_rate"] = sum(x.provenance["mask_rate"] for x in synth) / len(synth)
+            s["mean_changed_tokens"] = sum(x.provenance["n_changed"] for x in synth) / len(synth)
+            s["no_token_changed"] = sum(1 for x in synth if x.provenance["n_changed"] == 0)
+            s["generation_seconds"] = getattr(self, "_last_gen_seconds", None)
+        s["fit"] = self.fit_info
+        return s
+
+    # ------------------------------------------------------------------ reflective generation
+    def make_batch_hook(self):
+        p = self.params
+        if not p["generate"] or p["generation"] != "reflective":
+            return None
+        if self._generator is None:
+            raise AugmenterError("diffusioncls: call fit before make_batch_hook")
+        n = int(p["reflective_n"])
+
+        def hook(batch, model, epoch):
+            t0 = time.perf_counter()
+            originals = [Example(f"e{epoch}:{stable_hash(text, 12)}", text, label)
+                         for text, label, is_orig in batch if is_orig]
+            if not originals or n <= 0:
+                return []
+            calls = self.reflective_stats["batches"]
+            items = self._items([(e, n) for e in originals], model, ("reflective", epoch))
+            outs = self._generator.generate(items, batch_seed=("reflective", epoch, calls))
+            self.reflective_stats["batches"] += 1
+            self.reflective_stats["produced"] += len(outs)
+            self.reflective_stats["identical"] += sum(1 for o in outs if o.text == o.item.toks.text)
+            self.reflective_stats["seconds"] += time.perf_counter() - t0
+            return [(o.text, o.item.label, False) for o in outs]
+
+        return hook

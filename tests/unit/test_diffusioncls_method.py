@@ -1,0 +1,109 @@
+"""DiffusionCLS as an augmenter: fit/augment with a tiny proxy, caching, ablations, NRT loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from methods.base import AugmenterError, Example, FitContext
+
+LABELS = ("negative", "neutral", "positive")
+WORDS = {"negative": "delayed rude lost awful", "neutral": "flight gate seat today", "positive": "great thanks love crew"}
+TRAIN = [Example(f"t{i}-{lab}", f"@united the {WORDS[lab].split()[i % 4]} flight was {WORDS[lab].split()[(i + 1) % 4]}", lab)
+         for i in range(4) for lab in LABELS]
+TINY = {"dlm_epochs": 1, "dlm_batch_size": 8, "gen_batch_size": 16}
+
+
+@pytest.fixture(scope="module")
+def proxy(tiny_bert_dir):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from bench.classifier import ClassifierConfig, TrainedClassifier
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=3).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    return TrainedClassifier(model, tok, LABELS, ClassifierConfig(backbone=str(tiny_bert_dir)))
+
+
+def _context(proxy, tmp_path, seed=0):
+    return FitContext(language="en", labels=LABELS, seed=seed, backbone=proxy.config.backbone,
+                      cache_root=tmp_path, proxy_factory=lambda: proxy)
+
+
+def _method(name, **params):
+    from methods import METHODS
+
+    entry = METHODS.get(name)
+    return entry.load()(seed=0, **{**entry.params, **params})
+
+
+def test_contrastive_term_matches_a_hand_computed_value():
+    from bench.classifier import contrastive_term
+
+    h = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    y = torch.tensor([0, 1, 1])
+    tau = 0.5
+    c = 1 / math.sqrt(2)
+    # i=0: negatives {1, 2}: cos 0 and c; i=1: {0}: cos 0; i=2: {0}: cos c
+    expected = (math.log(math.exp(0 / tau) + math.exp(c / tau)) + math.log(math.exp(0)) + c / tau) / 3
+    assert contrastive_term(h, y, tau).item() == pytest.approx(expected, rel=1e-5)
+    assert contrastive_term(h, torch.tensor([1, 1, 1]), tau).item() == 0.0
+
+
+def test_fit_augment_provenance_determinism_and_cache(proxy, tmp_path):
+    m = _method("diffusioncls", **TINY).fit(TRAIN, _context(proxy, tmp_path))
+    assert m.fit_info["cache_hit"] is False
+    res = m.augment(TRAIN[:3], 4)
+    assert res.produced == 12 and not res.shortfall
+    steps = [s.provenance["step"] for s in res.synthetic]
+    assert steps == [13, 14, 15, 16] * 3
+    for s in res.synthetic:
+        p = s.provenance
+        assert s.label == next(e.label for e in TRAIN if e.id == s.parent_id)
+        assert p["decoding"] == "greedy" and "[MASK]" in p["masked_text"] and 0 < p["mask_rate"] <= 1
+    assert "identical_to_parent" in res.stats and "mean_mask_rate" in res.stats
+    again = m.augment(TRAIN[:3], 4)
+    assert [s.text for s in again.synthetic] == [s.text for s in res.synthetic]
+    # another step group / decoding reuses the same diffusion LM
+    m2 = _method("diffusioncls", step_group=2, decoding="iterative", passes=2, **TINY)
+    m2.fit(TRAIN, _context(proxy, tmp_path))
+    assert m2.fit_info["cache_hit"] is True and m2.fit_info["diffusion_lm_key"] == m.fit_info["diffusion_lm_key"]
+    assert [s.provenance["step"] for s in m2.augment(TRAIN[:1], 4).synthetic] == [5, 6, 7, 8]
+    # label prompt off trains another LM
+    m3 = _method("diffusioncls-wo-lap", **TINY).fit(TRAIN, _context(proxy, tmp_path))
+    assert m3.fit_info["diffusion_lm_key"] != m.fit_info["diffusion_lm_key"]
+    assert m3.augment(TRAIN[:2], 2).produced == 4
+
+
+def test_ablation_variants_and_options(proxy, tmp_path):
+    full = _method("diffusioncls")
+    assert full.classifier_options() == {"nrt_weight": 1.0, "nrt_tau": 0.05, "group_batches": True}
+    assert _method("diffusioncls-wo-nrt").classifier_options()["nrt_weight"] == 0.0
+    assert _method("diffusioncls-wo-las").params["lam"] == 0.0
+    wo_da = _method("diffusioncls-wo-da").fit(TRAIN, _context(proxy, tmp_path))
+    res = wo_da.augment(TRAIN, 4)
+    assert res.produced == 0 and "w/o D.A." in res.stats["note"]
+    assert wo_da.classifier_options()["nrt_weight"] == 1.0
+    with pytest.raises(AugmenterError):
+        _method("diffusioncls", nonsense=1)
+    with pytest.raises(AugmenterError):
+        _method("diffusioncls", decoding="beam")
+    with pytest.raises(AugmenterError):
+        _method("diffusioncls").augment(TRAIN, 1)  # before fit
+
+
+def test_reflective_hook_generates_from_the_model_in_training(proxy, tmp_path):
+    m = _method("diffusioncls-reflective", reflective_n=2, **TINY).fit(TRAIN, _context(proxy, tmp_path))
+    assert m.augment(TRAIN, 4).produced == 0
+    hook = m.make_batch_hook()
+    batch = [(e.text, e.label, True) for e in TRAIN[:3]] + [("a pseudo one", "neutral", False)]
+    proxy.model.train()
+    extra = hook(batch, proxy.model, 0)
+    assert proxy.model.training  # the hook restores the training mode
+    assert len(extra) == 6 and all(not o for _, _, o in extra)
+    assert [lab for _, lab, _ in extra] == [e.label for e in TRAIN[:3] for _ in range(2)]
+    assert m.reflective_stats["produced"] == 6
+    assert _method("diffusioncls").make_batch_hook() is None
