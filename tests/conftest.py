@@ -43,3 +43,12 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     BertForMaskedLM(cfg).save_pretrained(d)
     tok.save_pretrained(d)
     return d
+
+
+from tests.tiny_models import (  # noqa: E402,F401 - fixtures
+    tiny_bart_dir,
+    tiny_gpt2_dir,
+    tiny_llama_dir,
+    tiny_marian_dirs,
+    tiny_tok_dir,
+)

