@@ -117,7 +117,9 @@ def _policies_for(entry, requested: list[str]) -> list[str]:
     supported = cls.meta.policies
     if supported == ("-",):
         return ["-"]
-    return [p for p in requested if p in supported]
+    chosen = [p for p in requested if p in supported]
+    # a method that supports none of the requested policies runs its own (resample: B/D only)
+    return chosen or list(supported)
 
 
 # ------------------------------------------------------------------------------------ stages

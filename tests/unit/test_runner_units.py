@@ -42,3 +42,8 @@ def test_plan_puts_none_first_and_respects_method_policies():
     assert CellSpec("airline", "5pct", "resample", "B/D", 1) in cells
     assert len(cells) == 2 * (1 + 1 + 2)
     assert cells[0].cell_id == "airline__5pct__none__-__s0"
+
+
+def test_method_without_a_requested_policy_runs_its_own():
+    cells = plan_cells(["airline"], ["5pct"], ["resample", "eda"], ["G/E"], [0])
+    assert [(c.method, c.policy) for c in cells] == [("resample", "B/D"), ("eda", "G/E")]
