@@ -211,6 +211,15 @@ def score(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> di
     }
 
 
+def optimizer_step(model, opt, sched, max_norm: float = 1.0) -> None:
+    """Backpropagated gradients -> clip, step, schedule, zero (the suite's one training step)."""
+    torch = _require_torch()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+
+
 def contrastive_term(h, labels, tau: float):
     """Paper Eq. 4: (1/K) sum_i log sum_{j in N_i} exp(cos(h_i, h_j)/tau), N_i = other-label originals.
 
@@ -337,10 +346,7 @@ def train_classifier(
                 h = out.hidden_states[-1][:, 0][is_orig]
                 loss = loss + cfg.nrt_weight * contrastive_term(h, y[is_orig], cfg.nrt_tau)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            optimizer_step(model, opt, sched)
             losses.append(float(loss.detach()))
             step += 1
         m = clf.evaluate(dev)

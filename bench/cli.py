@@ -76,10 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default=None, help="where to write (default RUN_DIR/report)")
 
     pr = sub.add_parser("prepare", help="prepare offline resources once (WordNet copy, masked LM, ...)")
-    pr.add_argument("what", choices=["wordnet", "mlm"],
+    pr.add_argument("what", choices=["wordnet", "mlm", "backbone"],
                     help="wordnet: copy WordNet 3.0 for NLTK; mlm: give a backbone without an MLM head one "
-                    "(one-off adaptation on IMDb, cached; DiffusionCLS and nlpaug-mlm use it)")
+                    "(one-off adaptation on IMDb, cached; DiffusionCLS and nlpaug-mlm use it); backbone NAME: "
+                    "pretrain a suite backbone (zh-char-bert: character-level Chinese BERT), then use it as "
+                    "--backbone prepared:NAME")
+    pr.add_argument("name", nargs="?", default=None, help="for backbone: zh-char-bert")
     pr.add_argument("--backbone", default="minilm", help="for mlm: the backbone to adapt")
+    pr.add_argument("--steps", type=int, default=None, help="for backbone: pretraining steps")
+    pr.add_argument("--max-minutes", type=float, default=None, help="for backbone: cap on pretraining wall time")
+    pr.add_argument("--threads", type=int, default=None, help="for backbone: torch threads")
+    pr.add_argument("--force", action="store_true", help="for backbone: rebuild even if one with other settings exists")
     return p
 
 
@@ -285,6 +292,18 @@ def cmd_prepare(args) -> int:
         print(f"masked LM for {args.backbone}: {d}")
         if info.exists():
             print(info.read_text())
+    elif args.what == "backbone":
+        if args.name != "zh-char-bert":
+            raise ValueError(f"prepare backbone: unknown backbone {args.name!r}; known: zh-char-bert")
+        from bench.prepare import prepare_zh_char_bert
+
+        kw = {k: v for k, v in (("steps", args.steps), ("max_minutes", args.max_minutes), ("threads", args.threads))
+              if v is not None}
+        d = prepare_zh_char_bert(args.name, force=args.force, **kw)
+        print(f"backbone {args.name}: {d} (use --backbone prepared:{args.name})")
+        rec = d / "prepare.json"
+        if rec.exists():
+            print(rec.read_text())
     return 0
 
 

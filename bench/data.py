@@ -21,12 +21,13 @@ import pickle
 import pickletools
 import random
 import re
-import tomllib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from bench.registry import Registry
 from bench.seeding import derive

@@ -37,7 +37,6 @@ from bench.seeding import derive
 from methods import METHODS
 from methods.base import (
     Augmenter,
-    AugmenterError,
     Example,
     FitContext,
     MethodUnavailable,

