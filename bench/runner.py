@@ -335,7 +335,7 @@ def run_cell(cell: CellSpec, settings: RunSettings, log: Callable[[str], None] =
             dev_info = {"best_epoch": info["best_epoch"], "history": info["history"]}
         else:
             hook = None
-            if aug.make_batch_hook.__func__ is not Augmenter.make_batch_hook:
+            if aug.online:
                 if not fitted:
                     aug.fit(cd.train, ctx)
                 hook = aug.make_batch_hook()
@@ -343,6 +343,8 @@ def run_cell(cell: CellSpec, settings: RunSettings, log: Callable[[str], None] =
             res = train_classifier(cd.train, cd.dev, cd.labels, cfg, seed=derive(cell.seed, "train"),
                                    synthetic=synthetic, batch_hook=hook)
             timings["train"] = time.perf_counter() - t0
+            if hook is not None:
+                counts["online_synthetic"] = aug.online_stats()
             clf = res.classifier
             dev_info = {"best_epoch": res.best_epoch, "history": res.history}
             if settings.keep_models:

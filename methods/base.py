@@ -221,10 +221,19 @@ class Augmenter(ABC):
         method's cells (e.g. DiffusionCLS's noise-resistant training: nrt_weight, group_batches)."""
         return {}
 
+    @property
+    def online(self) -> bool:
+        """True when this configuration generates while the classifier trains (needs ``make_batch_hook``)."""
+        return False
+
     def make_batch_hook(self):
         """Optional ``hook(batch, model, epoch) -> extra items`` for online (reflective) generation
         while the final classifier trains; items are ``(text, label, is_original)``."""
         return None
+
+    def online_stats(self) -> dict[str, Any]:
+        """What the batch hook produced while the classifier trained (recorded after training)."""
+        return {}
 
     # ---- for subclasses ---------------------------------------------------------------------
     def _fit(self, train: list[Example], context: FitContext) -> None:  # noqa: B027 - optional hook

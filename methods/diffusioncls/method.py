@@ -125,6 +125,13 @@ class DiffusionCLS(Augmenter):
         self.fit_info: dict[str, Any] = {}
         self.reflective_stats: dict[str, Any] = {"batches": 0, "produced": 0, "identical": 0, "seconds": 0.0}
 
+    @property
+    def online(self) -> bool:
+        return self.params["generation"] == "reflective"
+
+    def online_stats(self) -> dict[str, Any]:
+        return dict(self.reflective_stats) if self.online else {}
+
     # ------------------------------------------------------------------ metadata
     def substitutes(self) -> list[dict[str, str]]:
         if not self._backbone:

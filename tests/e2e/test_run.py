@@ -130,3 +130,29 @@ def test_report_writes_table2(csv_path, tmp_path, tiny_bert_dir):
     md = (out / "report" / "table2.md").read_text()
     assert "aeda" in md and "none" in md
     assert (out / "report" / "table2.csv").exists()
+
+
+def test_model_based_methods_through_the_runner(csv_path, tmp_path, tiny_bert_dir, tiny_llama_dir):
+    """DiffusionCLS (offline and reflective, NRT through classifier_options, the batch hook) and the LM
+    baselines run as cells on tiny models; the proxy is trained once and shared."""
+    out = tmp_path / "run"
+    methods = "none,diffusioncls,diffusioncls-reflective,diffusioncls-wo-da,lambada,genius-f"
+    extra = ["--policies", "G/E", "--param", "diffusioncls.dlm_epochs=1",
+             "--param", f"lambada.model={tiny_llama_dir}", "--param", "lambada.max_new_tokens=8",
+             "--param", "lambada.oversample=2", "--param", "genius-f.model=none/none",
+             "--param", f"genius-f.offline_model={tiny_llama_dir}", "--param", "genius-f.max_new_tokens=8"]
+    assert main(_args(csv_path, out, tiny_bert_dir, methods=methods, extra=extra)) == 0
+    recs = _records(out)
+    assert all(r["status"] == "ok" for r in recs.values()), {k: r.get("reason") for k, r in recs.items()}
+    d = recs["csv-tiny.csv__50pct__diffusioncls__G-E__s0"]
+    assert d["classifier"]["nrt_weight"] > 0 and d["classifier"]["group_batches"] is True
+    assert d["counts"]["synthetic_produced"] > 0
+    prov = [json.loads(x)["provenance"] for x in (out / d["synthetic_path"]).read_text().splitlines()]
+    assert all("masked_text" in p for p in prov)
+    assert recs["csv-tiny.csv__50pct__diffusioncls-wo-da__G-E__s0"]["counts"]["synthetic_produced"] == 0
+    refl = recs["csv-tiny.csv__50pct__diffusioncls-reflective__G-E__s0"]
+    assert refl["counts"]["synthetic_produced"] == 0  # generated online while the classifier trains
+    assert refl["counts"]["online_synthetic"]["produced"] > 0
+    # one proxy for the whole (dataset, view, seed) group
+    assert len(list((out / "cache" / "classifiers").iterdir())) == 1
+    assert recs["csv-tiny.csv__50pct__lambada__G-E__s0"]["method_stats"].get("acceptance_rate") is not None
