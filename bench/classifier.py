@@ -97,6 +97,9 @@ class ClassifierConfig:
     weight_decay: float = 0.01
     warmup: float = 0.06
     patience: int = 2
+    # at least this many optimizer steps (epochs are added for small train sets), so that the raw
+    # baseline is not under-trained next to augmented sets that are 5x larger per epoch
+    min_steps: int = 0
     eval_batch_size: int = 64
     # noise-resistant training (DiffusionCLS): contrastive weight (0 = off) and temperature
     nrt_weight: float = 0.0
@@ -313,7 +316,8 @@ def train_classifier(
     rng = random.Random(seed)
     n_items = len(train) + len(synthetic)
     steps_per_epoch = max(1, math.ceil(n_items / cfg.batch_size))
-    total = steps_per_epoch * cfg.epochs
+    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch))
+    total = steps_per_epoch * epochs
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
     groups = [
         {"params": [p for n, p in model.named_parameters() if not any(x in n for x in no_decay)],
@@ -328,7 +332,7 @@ def train_classifier(
     best, best_state, best_epoch, bad, step = -1.0, None, 0, 0, 0
     history = []
     t0 = time.perf_counter()
-    for epoch in range(cfg.epochs):
+    for epoch in range(epochs):
         model.train()
         losses = []
         for batch in _make_batches(list(train), list(synthetic), cfg, rng):
@@ -353,7 +357,7 @@ def train_classifier(
         history.append({"epoch": epoch + 1, "loss": sum(losses) / max(1, len(losses)),
                         "dev_macro_f1": m["macro_f1"], "dev_accuracy": m["accuracy"]})
         if progress:
-            progress(f"epoch {epoch + 1}/{cfg.epochs} loss {history[-1]['loss']:.3f} dev F1 {m['macro_f1']:.3f}")
+            progress(f"epoch {epoch + 1}/{epochs} loss {history[-1]['loss']:.3f} dev F1 {m['macro_f1']:.3f}")
         if m["macro_f1"] > best:
             best, best_epoch, bad = m["macro_f1"], epoch + 1, 0
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})

@@ -52,7 +52,8 @@ PRESETS: dict[str, Preset] = {
         n_aug=4,
         max_dev=300,
         max_test=1000,
-        classifier={"epochs": 4, "max_length": 48, "batch_size": 16, "lr": 1e-4, "patience": 2},
+        # min_steps ~ the steps of a G/E set (5x the view) in 4 epochs: every method gets a comparable budget
+        classifier={"epochs": 4, "min_steps": 640, "max_length": 48, "batch_size": 16, "lr": 1e-4, "patience": 2},
         # bound the LM stand-ins' cost on 2 cores (see docs/design.md for measured costs)
         method_params={"lambada": {"oversample": 3}},
     ),

@@ -47,3 +47,14 @@ def test_plan_puts_none_first_and_respects_method_policies():
 def test_method_without_a_requested_policy_runs_its_own():
     cells = plan_cells(["airline"], ["5pct"], ["resample", "eda"], ["G/E"], [0])
     assert [(c.method, c.policy) for c in cells] == [("resample", "B/D"), ("eda", "G/E")]
+
+
+def test_min_steps_extends_epochs_for_small_sets(tiny_bert_dir):
+    from bench.classifier import ClassifierConfig, train_classifier
+
+    train = [Example(str(i), f"the flight was {'good' if i % 2 else 'bad'} {i}", "pos" if i % 2 else "neg")
+             for i in range(16)]
+    cfg = ClassifierConfig(backbone=str(tiny_bert_dir), epochs=1, batch_size=8, min_steps=6, patience=99,
+                           max_length=16)
+    res = train_classifier(train, train[:4], ["neg", "pos"], cfg, seed=0)
+    assert res.steps == 6 and len(res.history) == 3
