@@ -36,6 +36,16 @@ class BackboneNotFound(FileNotFoundError):
     pass
 
 
+def in_hf_cache(name: str) -> bool:
+    """Whether a hub id's config.json is in the local Hugging Face cache (no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # an ill-formed id
+        return False
+
+
 def resolve_backbone(name: str) -> str:
     """A backbone name -> a path or hub id that ``from_pretrained`` can load, or a clear error."""
     if name in OFFLINE_BACKBONES:
@@ -61,13 +71,7 @@ def resolve_backbone(name: str) -> str:
             raise BackboneNotFound(f"backbone directory {p} has no config.json")
         return str(p)
     # a hub id: fine if it is in the local HF cache or the network is reachable
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(name, "config.json")
-    except Exception:  # an ill-formed id
-        cached = None
-    if isinstance(cached, str):
+    if in_hf_cache(name):
         return name
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
         raise BackboneNotFound(

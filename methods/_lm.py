@@ -95,13 +95,9 @@ def locate(name: str) -> str:
         if not (p / "config.json").exists():
             raise ModelNotAvailable(f"model directory {p} has no config.json")
         return str(p)
-    try:
-        from huggingface_hub import try_to_load_from_cache
+    from bench.classifier import in_hf_cache
 
-        cached = try_to_load_from_cache(name, "config.json")
-    except Exception:  # an ill-formed id
-        cached = None
-    if isinstance(cached, str):
+    if in_hf_cache(name):
         return name
     if _offline():
         raise ModelNotAvailable(f"{name!r} is not a local directory nor in the Hugging Face cache, "
