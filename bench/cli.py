@@ -30,6 +30,26 @@ def _parse_value(v: str) -> Any:
         return v
 
 
+def sweep_names(spec: str) -> list[str]:
+    """``diffusioncls.step_group=1,4,8`` -> ``diffusioncls[step_group=1]``, ``diffusioncls``, ... (the
+    method's default value keeps the plain name, so a sweep shares the plain cells of the same run)."""
+    from bench.registry import parameterised_name, parse_value
+    from methods import METHODS
+
+    key, eq, values = spec.partition("=")
+    method, dot, name = key.partition(".")
+    if not (eq and dot and name and values):
+        raise ValueError(f"--sweep {spec!r}: expected METHOD.KEY=V1,V2,...")
+    entry = METHODS.get(method)
+    defaults = {**getattr(entry.load(), "default_params", {}), **entry.params}
+    if name not in defaults:
+        raise ValueError(f"--sweep {spec!r}: {method} has no parameter {name!r} (known: {', '.join(sorted(defaults))})")
+    out = []
+    for v in (parse_value(x.strip()) for x in values.split(",") if x.strip()):
+        out.append(method if v == defaults[name] else parameterised_name(method, name, v))
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description="Benchmark text data augmentation for "
                                 "low-resource sentiment classification.", epilog=EPILOG,
@@ -58,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-test", type=int, default=None, help="cap the test split (fixed stratified subsample)")
     r.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="method parameter, e.g. diffusioncls.step_group=3 (JSON values); repeatable")
+    r.add_argument("--sweep", action="append", default=[], metavar="METHOD.KEY=V1,V2,...",
+                   help="one cell per value, named METHOD[KEY=V] (the method's default value keeps the plain "
+                   "name, so its cells are shared), e.g. diffusioncls.step_group=1,2,3,4,5,6,7,8; repeatable")
     r.add_argument("--data-dir", action="append", default=[], metavar="DATASET=DIR",
                    help="where a dataset that is not shipped lives, e.g. smp2020-ewect=DIR")
     r.add_argument("--out", default=None, help="run directory (default runs/<preset>)")
@@ -194,7 +217,7 @@ def _settings_from_args(args):
         max_dev=args.max_dev if args.max_dev is not None else pr.max_dev,
         max_test=args.max_test if args.max_test is not None else pr.max_test,
         method_params=method_params, data_dirs=data_dirs, keep_models=args.keep_models, device=device)
-    methods = args.methods or pr.methods
+    methods = args.methods or ("" if args.sweep else pr.methods)
     return settings, datasets, views, methods, seeds, policies
 
 
@@ -206,7 +229,11 @@ def cmd_run(args) -> int:
     from methods import METHODS
 
     settings, datasets, views, methods_spec, seeds, policies = _settings_from_args(args)
-    methods = METHODS.resolve(methods_spec)
+    methods = METHODS.resolve(methods_spec) if methods_spec else []
+    for spec in args.sweep:
+        methods.extend(m for m in sweep_names(spec) if m not in methods)
+    if not methods:
+        raise ValueError("no method to run: give --methods and/or --sweep")
     for m in settings.method_params:
         METHODS.get(m)
     from bench.data import dataset_registry

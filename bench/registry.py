@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +27,8 @@ class Entry:
     summary: str = ""
     params: dict[str, Any] = field(default_factory=dict)  # default parameters for this entry
     tags: tuple[str, ...] = ()
+    base: str | None = None  # for a parameterised name ``base[key=value]``: the registered name
+    overrides: dict[str, Any] = field(default_factory=dict)  # ... and its bracketed parameters
 
     def load(self) -> Any:
         mod, _, attr = self.target.partition(":")
@@ -32,6 +36,22 @@ class Entry:
         for part in attr.split("."):
             obj = getattr(obj, part)
         return obj
+
+
+_PARAMETERISED = re.compile(r"^([A-Za-z0-9_.-]+)\[(.+)\]$")
+
+
+def parse_value(v: str) -> Any:
+    """A JSON value where ``v`` is one (``3``, ``0.5``, ``true``, ``"x"``), else the plain string."""
+    try:
+        return json.loads(v)
+    except json.JSONDecodeError:
+        return v
+
+
+def parameterised_name(base: str, key: str, value: Any) -> str:
+    """``diffusioncls``, ``step_group``, 3 -> ``diffusioncls[step_group=3]``."""
+    return f"{base}[{key}={json.dumps(value) if not isinstance(value, str) else value}]"
 
 
 class Registry:
@@ -55,6 +75,22 @@ class Registry:
         return list(self._entries)
 
     def get(self, name: str) -> Entry:
+        """A registered name, or ``name[key=value;key2=value2]``: the registered entry with those
+        parameters on top (values parsed as JSON where they are JSON). Parameterised names are how
+        a sweep gets one cell per value (``run --sweep diffusioncls.step_group=1,2,4``)."""
+        if name not in self._entries:
+            m = _PARAMETERISED.match(name)
+            if m:
+                base = self.get(m.group(1))
+                over: dict[str, Any] = {}
+                for part in m.group(2).split(";"):
+                    key, eq, value = part.partition("=")
+                    if not (eq and key.strip()):
+                        raise UnknownName(f"{self.kind} {name!r}: expected NAME[KEY=VALUE;...]")
+                    over[key.strip()] = parse_value(value.strip())
+                tags = base.tags if "variant" in base.tags else (*base.tags, "variant")
+                return Entry(name, base.target, f"{base.summary} ({m.group(2)})", {**base.params, **over},
+                             tags, base.base or base.name, {**base.overrides, **over})
         try:
             return self._entries[name]
         except KeyError:

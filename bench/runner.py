@@ -223,8 +223,11 @@ def policy_counts(examples: list[Example], policy: str, n_aug: int, seed: int) -
 
 def make_augmenter(cell: CellSpec, settings: RunSettings) -> Augmenter:
     entry = METHODS.get(cell.method)
-    params = {**entry.params, **settings.method_params.get(cell.method, {})}
-    return _method_class(cell.method)(seed=derive(cell.seed, "augment", cell.method), **params)
+    # registered defaults < --param for the registered name < --param for this exact name < [bracketed]
+    params = {**entry.params, **settings.method_params.get(entry.base or cell.method, {}),
+              **settings.method_params.get(cell.method, {}), **entry.overrides}
+    # a parameterised name shares its base's seed: a step sweep reuses one diffusion LM and one mask draw
+    return _method_class(cell.method)(seed=derive(cell.seed, "augment", entry.base or cell.method), **params)
 
 
 def _write_jsonl(path: Path, items: list[Synthetic]) -> None:

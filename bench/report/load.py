@@ -69,7 +69,7 @@ def record_to_row(rec: dict[str, Any], run_dir: Path | None = None) -> dict[str,
         "view": rec.get("view"),
         "fraction": _num(fraction),
         "shots": _num(shots),
-        "method": rec.get("method"),
+        "method": base_method(rec.get("method")),
         "policy": "-" if policy in (None, "", "none") else policy,
         "seed": rec.get("seed"),
         "status": rec.get("status") or "failed",
@@ -95,6 +95,17 @@ def record_to_row(rec: dict[str, Any], run_dir: Path | None = None) -> dict[str,
     if row["status"] != "ok":  # numbers of a failed/unavailable cell are never statistics
         row["macro_f1"] = row["accuracy"] = math.nan
     return row
+
+
+def base_method(name: str | None) -> str | None:
+    """``diffusioncls[step_group=3]`` -> ``diffusioncls``: a step sweep's cells are one method whose
+    ``step_group`` column tells them apart (tables then label them, Figure 6 plots them). A name with
+    any other bracketed parameter stays whole: it is a different configuration, its own row."""
+    if not name or not name.endswith("]") or "[" not in name:
+        return name
+    base, _, inner = name[:-1].partition("[")
+    keys = {part.partition("=")[0].strip() for part in inner.split(";")}
+    return base if keys == {"step_group"} else name
 
 
 def load_records(run_dir: str | Path) -> pd.DataFrame:

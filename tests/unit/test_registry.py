@@ -50,3 +50,38 @@ def test_listing_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("ok")
+
+
+def test_parameterised_name_is_its_base_with_the_bracketed_parameters():
+    e = METHODS.get("diffusioncls[step_group=3]")
+    assert e.base == "diffusioncls" and e.overrides == {"step_group": 3}
+    assert e.params["step_group"] == 3 and "variant" in e.tags
+    assert e.load() is METHODS.get("diffusioncls").load()
+    e2 = METHODS.get("diffusioncls-wo-lap[lam=0;decoding=iterative]")
+    assert e2.base == "diffusioncls-wo-lap"
+    assert e2.params == {"label_prompt": False, "lam": 0, "decoding": "iterative"}
+    assert METHODS.resolve("none,diffusioncls[step_group=2]") == ["none", "diffusioncls[step_group=2]"]
+    with pytest.raises(UnknownName, match="did you mean"):
+        METHODS.get("diffusionclss[step_group=3]")
+    with pytest.raises(UnknownName, match="KEY=VALUE"):
+        METHODS.get("diffusioncls[step_group]")
+
+
+def test_sweep_names_keep_the_default_value_plain_and_check_the_parameter():
+    from bench.cli import sweep_names
+
+    assert sweep_names("diffusioncls.step_group=1,4,8") == [
+        "diffusioncls[step_group=1]", "diffusioncls", "diffusioncls[step_group=8]"]
+    assert sweep_names("diffusioncls.decoding=greedy,iterative") == ["diffusioncls", "diffusioncls[decoding=iterative]"]
+    with pytest.raises(ValueError, match="no parameter 'stepgroup'"):
+        sweep_names("diffusioncls.stepgroup=1")
+    with pytest.raises(ValueError, match="expected METHOD.KEY"):
+        sweep_names("diffusioncls=1")
+
+
+def test_sweep_dry_run_plans_one_cell_per_value(capsys):
+    from bench.cli import main
+
+    assert main(["run", "--sweep", "diffusioncls.step_group=1,4", "--seeds", "0", "--dry-run"]) == 0
+    out = capsys.readouterr().out.split()
+    assert out[:2] == ["airline__5pct__diffusioncls[step_group=1]__G-E__s0", "airline__5pct__diffusioncls__G-E__s0"]

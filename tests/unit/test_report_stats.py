@@ -173,3 +173,12 @@ def test_parents_fall_back_to_cached_views(tmp_path):
                 classifier=lambda t: ["positive"] * len(t), parents=td.parents("d"))
     assert m["edit_to_parent"] == pytest.approx(0.25) and m["consistency"] == 1.0
     assert math.isnan(measure([{"text": "x y", "label": "a", "parent_id": "zz"}])["edit_to_parent"])
+
+
+def test_a_step_sweep_name_folds_into_its_method_other_parameters_do_not():
+    from bench.report.load import base_method
+
+    assert base_method("diffusioncls[step_group=3]") == "diffusioncls"
+    assert base_method("diffusioncls[lam=0]") == "diffusioncls[lam=0]"
+    assert base_method("diffusioncls[step_group=3;lam=0]") == "diffusioncls[step_group=3;lam=0]"
+    assert base_method("eda") == "eda" and base_method(None) is None

@@ -58,3 +58,16 @@ def test_min_steps_extends_epochs_for_small_sets(tiny_bert_dir):
                            max_length=16)
     res = train_classifier(train, train[:4], ["neg", "pos"], cfg, seed=0)
     assert res.steps == 6 and len(res.history) == 3
+
+
+def test_parameterised_cells_share_the_base_seed_and_bracketed_params_win(tmp_path):
+    from bench.runner import RunSettings, make_augmenter
+
+    s = RunSettings(out_dir=str(tmp_path), cache_dir=str(tmp_path / "c"), classifier={}, backbone="minilm",
+                    n_aug=4, max_dev=None, max_test=None, data_dirs={}, keep_models=False, device="cpu",
+                    method_params={"diffusioncls": {"step_group": 2, "lam": 0.25}})
+    plain = make_augmenter(CellSpec("airline", "5pct", "diffusioncls", "G/E", 0), s)
+    swept = make_augmenter(CellSpec("airline", "5pct", "diffusioncls[step_group=7]", "G/E", 0), s)
+    assert plain.params["step_group"] == 2 and swept.params["step_group"] == 7
+    assert swept.params["lam"] == 0.25  # --param for the base applies to its parameterised names
+    assert swept.seed == plain.seed  # one diffusion LM and one set of mask draws for the whole sweep
