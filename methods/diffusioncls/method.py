@@ -86,6 +86,8 @@ class DiffusionCLS(Augmenter):
         "label_prompt": True,
         # diffusion LM training (paper: lr 4e-6, 1-2 epochs, batch 32 on 10^3-10^4 texts; a
         # low-resource view has ~500 texts, so more epochs and a larger lr; measured in the report)
+        # "proxy": the paper's init (proxy encoder + MLM head); "mlm": the masked LM's own encoder
+        "dlm_init": "proxy",
         "dlm_epochs": 4,
         "dlm_lr": 5e-5,
         "dlm_batch_size": 32,
@@ -110,7 +112,8 @@ class DiffusionCLS(Augmenter):
         super().__init__(seed, **params)
         p = self.params
         checks = [("schedule", SCHEDULES), ("decoding", DECODINGS), ("importance_norm", NORMS),
-                  ("generation", ("offline", "reflective")), ("mask_draws", ("shared", "independent"))]
+                  ("generation", ("offline", "reflective")), ("mask_draws", ("shared", "independent")),
+                  ("dlm_init", ("proxy", "mlm"))]
         for name, allowed in checks:
             if p[name] not in allowed:
                 raise AugmenterError(f"diffusioncls: {name}={p[name]!r}; expected one of {list(allowed)}")
@@ -174,6 +177,7 @@ class DiffusionCLS(Augmenter):
             "mlm": (self._mlm_report or {}).get("key") or str(mlm_dir),
             **{k: p[k] for k in ("T", "lam", "schedule", "importance_norm", "label_prompt", "dlm_epochs",
                                  "dlm_lr", "dlm_batch_size", "max_length")},
+            **({"dlm_init": p["dlm_init"]} if p["dlm_init"] != "proxy" else {}),
         }
         self._dlm_key = stable_hash(key)
         cache = context.cache_dir("diffusion_lm", key)
@@ -183,7 +187,8 @@ class DiffusionCLS(Augmenter):
             label_ids = meta.get("label_ids")
             train_info = meta.get("training", {})
         else:
-            model, tok, label_ids = mlm.build_diffusion_lm(proxy, mlm_dir, labels, bool(p["label_prompt"]))
+            model, tok, label_ids = mlm.build_diffusion_lm(proxy, mlm_dir, labels, bool(p["label_prompt"]),
+                                                             init=p["dlm_init"])
             model.to(context.device or "cpu")
             toks = tokenize_texts(proxy.tokenizer, [e.text for e in train], self._max_text())
             weights = importance_weights(proxy.model, proxy.tokenizer, toks, p["importance_norm"])

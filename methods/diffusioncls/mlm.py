@@ -292,8 +292,17 @@ def label_token(label: str) -> str:
     return f"<LABEL-{label}>"
 
 
-def build_diffusion_lm(proxy, mlm_dir: Path, labels: Sequence[str], label_prompt: bool = True):
+DLM_INITS = ("proxy", "mlm")
+
+
+def build_diffusion_lm(proxy, mlm_dir: Path, labels: Sequence[str], label_prompt: bool = True,
+                       init: str = "proxy"):
     """``*ForMaskedLM`` = the proxy's fine-tuned encoder + the MLM head of ``mlm_dir``.
+
+    ``init="proxy"`` is the paper's recipe. ``init="mlm"`` keeps the masked LM's own encoder
+    (the head was trained on it): with a hub BERT the two barely differ, but the offline MiniLM's
+    head was trained on *adapted* top layers that the proxy does not have, so under ``"proxy"``
+    the head reads hidden states it never saw (measured in ``scripts/probe_diffusion_lm.py``).
 
     With ``label_prompt`` one special token per label is added; its embedding starts as the
     mean embedding of the label's word pieces (e.g. "negative"). Returns (model, tokenizer,
@@ -305,13 +314,16 @@ def build_diffusion_lm(proxy, mlm_dir: Path, labels: Sequence[str], label_prompt
     from transformers import AutoModelForMaskedLM
 
     _hf_quiet()
+    if init not in DLM_INITS:
+        raise ValueError(f"unknown diffusion-LM init {init!r}; known {DLM_INITS}")
     model = AutoModelForMaskedLM.from_pretrained(mlm_dir)
-    enc_state = proxy.model.base_model.state_dict()
-    missing, unexpected = model.base_model.load_state_dict(enc_state, strict=False)
-    unexpected = [k for k in unexpected if not k.startswith("pooler.")]
-    if missing or unexpected:
-        raise RuntimeError(f"the proxy's encoder does not fit the masked LM at {mlm_dir}: "
-                           f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    if init == "proxy":
+        enc_state = proxy.model.base_model.state_dict()
+        missing, unexpected = model.base_model.load_state_dict(enc_state, strict=False)
+        unexpected = [k for k in unexpected if not k.startswith("pooler.")]
+        if missing or unexpected:
+            raise RuntimeError(f"the proxy's encoder does not fit the masked LM at {mlm_dir}: "
+                               f"missing {missing[:5]}, unexpected {unexpected[:5]}")
     model.tie_weights()  # the decoder follows the proxy's (fine-tuned) input embeddings
     tok = copy.deepcopy(proxy.tokenizer)
     label_ids = None
@@ -425,6 +437,43 @@ def train_diffusion_lm(model, tok, toks, weights, label_ids: Sequence[int] | Non
     model.eval()
     return {"history": history, "train_seconds": time.perf_counter() - t0,
             "train_cpu_seconds": time.process_time() - c0, "steps": total, "sequences": n}
+
+
+def restoration_accuracy(model, tok, toks, weights, label_ids: Sequence[int] | None, *, T: int, lam: float,
+                         schedule: str, steps: Sequence[int], seed: int = 1, batch_size: int = 64) -> dict[str, Any]:
+    """How well a diffusion LM restores texts masked at ``steps`` (one greedy pass, the reference
+    decoding): top-1 accuracy over masked tokens, and the share of the single most frequent
+    prediction (a collapsed LM fills every slot with the same token, e.g. ".")."""
+    import collections
+
+    import torch
+
+    from methods.diffusioncls.importance import diffusion_batch, place_weights
+    from methods.diffusioncls.schedule import draw_mask
+
+    gen = torch.Generator().manual_seed(int(seed))
+    right = total = 0
+    preds: collections.Counter = collections.Counter()
+    model.eval()
+    with torch.no_grad():
+        for b in range(0, len(toks), batch_size):
+            idx = list(range(b, min(len(toks), b + batch_size)))
+            lids = None if label_ids is None else [label_ids[i] for i in idx]
+            ids, att, tt, maskable, start = diffusion_batch(tok, [toks[i] for i in idx], lids)
+            w = place_weights([weights[i] for i in idx], ids.shape, start)
+            for step in steps:
+                t = torch.full((len(idx),), int(step))
+                m = ensure_one_masked(draw_mask(schedule, t, T, w, lam, maskable, generator=gen), maskable, gen)
+                x = ids.masked_fill(m, tok.mask_token_id)
+                pred = masked_lm_logits(model, x.to(model.device), att.to(model.device), tt.to(model.device),
+                                        m.to(model.device)).argmax(-1).cpu()
+                right += int((pred == ids[m]).sum())
+                total += int(m.sum())
+                preds.update(pred.tolist())
+    top, top_n = preds.most_common(1)[0] if preds else (None, 0)
+    return {"accuracy": right / max(1, total), "masked_tokens": total,
+            "top_prediction": tok.convert_ids_to_tokens(top) if top is not None else None,
+            "top_prediction_share": top_n / max(1, total), "distinct_predictions": len(preds)}
 
 
 def ensure_one_masked(mask, maskable, generator=None):

@@ -107,3 +107,41 @@ def test_reflective_hook_generates_from_the_model_in_training(proxy, tmp_path):
     assert [lab for _, lab, _ in extra] == [e.label for e in TRAIN[:3] for _ in range(2)]
     assert m.reflective_stats["produced"] == 6
     assert _method("diffusioncls").make_batch_hook() is None
+
+
+def test_diffusion_lm_init_proxy_or_masked_lm(proxy, tiny_bert_dir):
+    import copy
+
+    from bench.classifier import TrainedClassifier
+    from methods.diffusioncls import mlm
+
+    moved = copy.deepcopy(proxy.model)
+    with torch.no_grad():
+        moved.base_model.encoder.layer[-1].output.dense.weight.add_(1.0)
+    p2 = TrainedClassifier(moved, proxy.tokenizer, LABELS, proxy.config)
+    key = "encoder.layer.1.output.dense.weight"
+    want_proxy = moved.base_model.state_dict()[key]
+    m_proxy, _, _ = mlm.build_diffusion_lm(p2, tiny_bert_dir, LABELS, True, init="proxy")
+    m_mlm, _, ids = mlm.build_diffusion_lm(p2, tiny_bert_dir, LABELS, True, init="mlm")
+    assert torch.equal(m_proxy.base_model.state_dict()[key], want_proxy)
+    assert torch.allclose(m_mlm.base_model.state_dict()[key] + 1.0, want_proxy)
+    assert set(ids) == set(LABELS)
+    with pytest.raises(ValueError, match="unknown diffusion-LM init"):
+        mlm.build_diffusion_lm(p2, tiny_bert_dir, LABELS, True, init="nope")
+    with pytest.raises(AugmenterError, match="dlm_init"):
+        _method("diffusioncls", dlm_init="nope")
+
+
+def test_restoration_accuracy_masks_everything_at_step_T(proxy, tiny_bert_dir):
+    from methods.diffusioncls import mlm
+    from methods.diffusioncls.importance import importance_weights, tokenize_texts
+
+    model, tok, label_ids = mlm.build_diffusion_lm(proxy, tiny_bert_dir, LABELS, True)
+    toks = tokenize_texts(proxy.tokenizer, [e.text for e in TRAIN], 40)
+    w = importance_weights(proxy.model, proxy.tokenizer, toks)
+    lids = [label_ids[e.label] for e in TRAIN]
+    full = mlm.restoration_accuracy(model, tok, toks, w, lids, T=32, lam=0.5, schedule="marginal", steps=[32])
+    assert full["masked_tokens"] == sum(len(t.ids) for t in toks)
+    assert 0.0 <= full["accuracy"] <= 1.0 and 0 < full["top_prediction_share"] <= 1.0
+    low = mlm.restoration_accuracy(model, tok, toks, w, lids, T=32, lam=0.5, schedule="marginal", steps=[1])
+    assert len(TRAIN) <= low["masked_tokens"] < full["masked_tokens"]  # >= 1 per text, fewer than all
