@@ -34,7 +34,8 @@ def build_report(
     Writes to ``out_dir`` (default ``RUN/report/``):
 
     - ``table2.{md,csv,tex}``, ``table9.*``, ``table3.*``, ``table4.*``, ``aggregate.*`` (a table with no
-      records renders a one-line note; its CSV is empty);
+      records renders a one-line note; its CSV is empty); ``table1.{md,csv}`` (DiffusionCLS examples:
+      original, masked, generated);
     - ``records.csv`` (the long DataFrame the report was drawn from);
     - ``figures/*.png`` and ``*.pdf`` (Figure 2 schedule, 5, 6, 7, diversity-consistency map);
     - ``diversity.{md,csv}``; ``report.md`` (all Markdown pieces) and ``report.html`` (self-contained).
@@ -90,6 +91,16 @@ def build_report(
             result["skipped"]["diversity"] = f"{type(e).__name__}: {e}"
             result["diversity_traceback"] = traceback.format_exc()
 
+    t1 = None
+    try:
+        from bench.report.examples import table1_examples, write_table1
+
+        t1 = table1_examples(df, parents=parents_for if callable(parents_for) else (lambda ds: parents_for))
+        result["files"] += write_table1(t1, out)
+        result["tables"]["table1"] = str(out / "table1.md")
+    except Exception as e:
+        result["skipped"]["table1"] = f"{type(e).__name__}: {e}"
+
     figs: list = []
     if figures:
         try:
@@ -115,11 +126,11 @@ def build_report(
     try:
         from bench.report import html as H
 
-        md = H.render_markdown(df, tables, figs, div, run_dir, out, result)
+        md = H.render_markdown(df, tables, figs, div, run_dir, out, result, table1=t1)
         (out / "report.md").write_text(md, encoding="utf-8")
         result["files"].append("report.md")
         if html:
-            (out / "report.html").write_text(H.render_html(df, tables, figs, div, run_dir, out, result),
+            (out / "report.html").write_text(H.render_html(df, tables, figs, div, run_dir, out, result, table1=t1),
                                              encoding="utf-8")
             result["files"].append("report.html")
     except Exception as e:

@@ -116,7 +116,7 @@ def _manifest(run_dir: Path) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- HTML
 
 
-def render_html(df, tables, figs, div, run_dir, out_dir, result) -> str:
+def render_html(df, tables, figs, div, run_dir, out_dir, result, table1=None) -> str:
     run_dir = Path(run_dir)
     env = environment(df)
     man = _manifest(run_dir)
@@ -144,6 +144,9 @@ def render_html(df, tables, figs, div, run_dir, out_dir, result) -> str:
         parts.append('<ul class="skipped">' + "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in div.skipped.items())
                      + "</ul>")
     parts.append('<h2 id="examples">Example pseudo samples</h2>')
+    if table1 is not None and not table1.empty:
+        parts.append("<h3>Table 1: DiffusionCLS pseudo samples (original, masked at step t of T, generated)</h3>")
+        parts.append(frame_html(table1[["dataset", "label", "step", "original", "masked", "generated", "changed"]]))
     for ex in (div.examples if div is not None else []):
         parts.append(f"<h3>{esc(ex['dataset'])} / {esc(ex['view'])} / {esc(ex['method'])} ({esc(ex['policy'])}), "
                      f"seed {esc(ex['seed'])}</h3>")
@@ -177,7 +180,7 @@ def render_html(df, tables, figs, div, run_dir, out_dir, result) -> str:
 # ---------------------------------------------------------------- Markdown
 
 
-def render_markdown(df, tables, figs, div, run_dir, out_dir, result) -> str:
+def render_markdown(df, tables, figs, div, run_dir, out_dir, result, table1=None) -> str:
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     env = environment(df)
     lines = [f"# Benchmark report: {run_dir.name}", "",
@@ -196,6 +199,8 @@ def render_markdown(df, tables, figs, div, run_dir, out_dir, result) -> str:
             lines += [f"### {f.title}", "", f"_{f.note}_", ""]
     if div is not None:
         lines.append(T.to_markdown(div.table))
+    if table1 is not None and not table1.empty:
+        lines.append((Path(out_dir) / "table1.md").read_text(encoding="utf-8"))
     lines += ["## Environment", ""]
     for k, c in env["versions"].items():
         lines.append(f"- {k}: " + ", ".join(f"{v} ({n} records)" for v, n in c.items()))

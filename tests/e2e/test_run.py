@@ -140,7 +140,8 @@ def test_model_based_methods_through_the_runner(csv_path, tmp_path, tiny_bert_di
     extra = ["--policies", "G/E", "--param", "diffusioncls.dlm_epochs=1",
              "--param", f"lambada.model={tiny_llama_dir}", "--param", "lambada.max_new_tokens=8",
              "--param", "lambada.oversample=2", "--param", "genius-f.model=none/none",
-             "--param", f"genius-f.offline_model={tiny_llama_dir}", "--param", "genius-f.max_new_tokens=8"]
+             "--param", f"genius-f.offline_model={tiny_llama_dir}", "--param", "genius-f.max_new_tokens=8",
+             "--sweep", "diffusioncls.step_group=2,4"]
     assert main(_args(csv_path, out, tiny_bert_dir, methods=methods, extra=extra)) == 0
     recs = _records(out)
     assert all(r["status"] == "ok" for r in recs.values()), {k: r.get("reason") for k, r in recs.items()}
@@ -156,3 +157,15 @@ def test_model_based_methods_through_the_runner(csv_path, tmp_path, tiny_bert_di
     # one proxy for the whole (dataset, view, seed) group
     assert len(list((out / "cache" / "classifiers").iterdir())) == 1
     assert recs["csv-tiny.csv__50pct__lambada__G-E__s0"]["method_stats"].get("acceptance_rate") is not None
+    # the step sweep: one more cell, the same diffusion LM (trained by the plain cell, loaded by the sweep's)
+    sw = recs["csv-tiny.csv__50pct__diffusioncls[step_group=2]__G-E__s0"]
+    assert sw["method_info"]["params"]["step_group"] == 2
+    assert sw["method_stats"]["fit"]["cache_hit"] is True
+    assert sw["method_stats"]["fit"]["diffusion_lm_key"] == d["method_stats"]["fit"]["diffusion_lm_key"]
+    assert main(["report", str(out)]) == 0
+    rep = out / "report"
+    t1 = (rep / "table1.md").read_text()
+    assert "[MASK]" in t1 and "| dataset | label | step |" in t1
+    assert (rep / "figures" / "fig6_step_group.png").exists()
+    t2 = (rep / "table2.md").read_text()
+    assert "diffusioncls [step_group=2]" in t2 and "diffusioncls [step_group=4]" in t2
