@@ -162,6 +162,26 @@ class TuneConfig:
         return asdict(self)
 
 
+# The LoRA budget shared by the LM baselines (LAMBADA, GENIUS's offline stand-in), as method parameters.
+# Every linear layer: measured on SmolLM2 / 128 airline tweets / 16 steps, loss 5.84 -> 3.49 and tweet-like
+# samples, against 5.84 -> 5.38 and off-domain text with q/v only, r 8, lr 3e-4.
+LORA_DEFAULTS: dict[str, Any] = {
+    "max_train": 128,
+    "epochs": 1,
+    "lr": 1e-3,
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "lora_targets": "all-linear",  # None: peft's default per architecture (q/v)
+}
+
+
+def tune_config(p: dict[str, Any], batch_size: int, max_length: int) -> TuneConfig:
+    """A :class:`TuneConfig` from a method's parameters (the :data:`LORA_DEFAULTS` keys)."""
+    return TuneConfig(lora_r=int(p["lora_r"]), lora_alpha=int(p["lora_alpha"]), lr=float(p["lr"]),
+                      epochs=int(p["epochs"]), batch_size=int(batch_size), max_length=int(max_length),
+                      max_examples=int(p["max_train"]), lora_targets=p["lora_targets"])
+
+
 def finetune_lora(model, tok, texts: Sequence[str], cfg: TuneConfig, seed: int,
                   adapter_dir: Path | None = None,
                   progress: Callable[[str], None] | None = None,

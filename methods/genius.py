@@ -29,6 +29,7 @@ import re
 from collections import Counter
 from typing import Any
 
+from methods._lm import LORA_DEFAULTS
 from methods.base import (
     Augmenter,
     Example,
@@ -174,17 +175,10 @@ class Genius(Augmenter):
         "batch_size": 16,
         "filter": False,  # GeniusAug-f
         "filter_threshold": 0.7,
-        # offline fine-tuning budget (LoRA)
-        "max_train": 128,
-        "epochs": 1,
+        # offline fine-tuning budget (LoRA; methods._lm.LORA_DEFAULTS) with this method's batch and length
+        **LORA_DEFAULTS,
         "lora_batch_size": 8,
         "max_length": 96,
-        "lr": 1e-3,
-        "lora_r": 16,
-        "lora_alpha": 32,
-        # every linear layer: measured on SmolLM2 / 128 airline tweets / 16 steps, loss 5.84 -> 3.49 and
-        # tweet-like samples, against 5.84 -> 5.38 and off-domain text with q/v only, r 8, lr 3e-4
-        "lora_targets": "all-linear",  # None: peft's default per architecture (q/v)
     }
 
     def __init__(self, seed: int = 0, **params: Any):
@@ -205,7 +199,7 @@ class Genius(Augmenter):
         return f"sketch: {sketch}\ntext:"
 
     def _fit(self, train: list[Example], context) -> None:
-        from methods._lm import ModelNotAvailable, TuneConfig, finetune_lora, load_lm
+        from methods._lm import ModelNotAvailable, finetune_lora, load_lm, tune_config
 
         lang = context.language
         name = self.params["model"] or DEFAULT_MODEL.get(lang, DEFAULT_MODEL["en"])
@@ -227,10 +221,7 @@ class Genius(Augmenter):
             from methods.lambada import stratified_subset
 
             p = self.params
-            cfg = TuneConfig(lora_r=int(p["lora_r"]), lora_alpha=int(p["lora_alpha"]), lr=float(p["lr"]),
-                             epochs=int(p["epochs"]), batch_size=int(p["lora_batch_size"]),
-                             max_length=int(p["max_length"]), max_examples=int(p["max_train"]),
-                             lora_targets=p["lora_targets"])
+            cfg = tune_config(p, p["lora_batch_size"], p["max_length"])
             subset = stratified_subset(train, cfg.max_examples,
                                        random.Random(int(stable_hash([self.seed, "genius", "train-subset"]), 16)))
             prompts = [self.prompt(self._sketcher.sketch(e.text, e.label)) for e in subset]

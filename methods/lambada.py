@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from methods._lm import LORA_DEFAULTS
 from methods.base import (
     Augmenter,
     AugmenterError,
@@ -82,17 +83,10 @@ class Lambada(Augmenter):
         "top_k": 0,
         "gen_batch_size": 32,
         "drop_train_copies": True,
-        # LoRA fine-tuning budget
-        "max_train": 128,
-        "epochs": 1,
+        # LoRA fine-tuning budget (methods._lm.LORA_DEFAULTS) with this method's batch and length
+        **LORA_DEFAULTS,
         "batch_size": 8,
         "max_length": 64,
-        "lr": 1e-3,
-        "lora_r": 16,
-        "lora_alpha": 32,
-        # every linear layer: measured on SmolLM2 / 128 airline tweets / 16 steps, loss 5.84 -> 3.49 and
-        # tweet-like samples, against 5.84 -> 5.38 and off-domain text with q/v only, r 8, lr 3e-4
-        "lora_targets": "all-linear",  # None: peft's default per architecture (q/v)
     }
 
     def __init__(self, seed: int = 0, **params: Any):
@@ -108,13 +102,9 @@ class Lambada(Augmenter):
 
     # ------------------------------------------------------------------ fit
     def _tune_config(self):
-        from methods._lm import TuneConfig
+        from methods._lm import tune_config
 
-        p = self.params
-        return TuneConfig(lora_r=int(p["lora_r"]), lora_alpha=int(p["lora_alpha"]), lr=float(p["lr"]),
-                          epochs=int(p["epochs"]), batch_size=int(p["batch_size"]),
-                          max_length=int(p["max_length"]), max_examples=int(p["max_train"]),
-                          lora_targets=p["lora_targets"])
+        return tune_config(self.params, self.params["batch_size"], self.params["max_length"])
 
     def format_line(self, label: str, text: str = "", end: str = "") -> str:
         return f"{label}{self.params['sep']}{text}{end}"
