@@ -56,6 +56,7 @@ def test_contrastive_term_matches_a_hand_computed_value():
 def test_fit_augment_provenance_determinism_and_cache(proxy, tmp_path):
     m = _method("diffusioncls", **TINY).fit(TRAIN, _context(proxy, tmp_path))
     assert m.fit_info["cache_hit"] is False
+    assert m.fit_info["dlm_init"] == "proxy"  # auto: a masked LM with its own trained head -> the paper's init
     res = m.augment(TRAIN[:3], 4)
     assert res.produced == 12 and not res.shortfall
     steps = [s.provenance["step"] for s in res.synthetic]
