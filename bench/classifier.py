@@ -46,6 +46,30 @@ def in_hf_cache(name: str) -> bool:
         return False
 
 
+_HUB_REACHABLE: dict[str, bool] = {}
+
+
+def hub_offline_reason() -> str | None:
+    """Why hub downloads cannot work here (HF_HUB_OFFLINE set, or no TCP connection to the hub's
+    endpoint within 3 s), or None. Checked once per process, so a machine without a network gets one
+    clear error instead of huggingface_hub's minute of retries per model."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
+        return "the hub is offline (HF_HUB_OFFLINE=1)"
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host = url.hostname or "huggingface.co"
+    if host not in _HUB_REACHABLE:
+        import socket
+
+        try:
+            socket.create_connection((host, url.port or 443), timeout=3).close()
+            _HUB_REACHABLE[host] = True
+        except OSError:
+            _HUB_REACHABLE[host] = False
+    return None if _HUB_REACHABLE[host] else f"the hub ({host}) cannot be reached from this machine"
+
+
 def resolve_backbone(name: str) -> str:
     """A backbone name -> a path or hub id that ``from_pretrained`` can load, or a clear error."""
     if name in OFFLINE_BACKBONES:
@@ -73,10 +97,11 @@ def resolve_backbone(name: str) -> str:
     # a hub id: fine if it is in the local HF cache or the network is reachable
     if in_hf_cache(name):
         return name
-    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
+    why = hub_offline_reason()
+    if why:
         raise BackboneNotFound(
-            f"backbone {name!r} is neither a local directory nor in the Hugging Face cache, and the hub is "
-            f"offline (HF_HUB_OFFLINE=1); offline backbones: {', '.join(OFFLINE_BACKBONES)}"
+            f"backbone {name!r} is neither a local directory nor in the Hugging Face cache, and {why}; "
+            f"offline backbones: {', '.join(OFFLINE_BACKBONES)}"
         )
     return name
 

@@ -77,16 +77,11 @@ def smollm2_dir(home: Path | None = None) -> Path:
     return dest
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
-
-
 def locate(name: str) -> str:
     """A model name -> what ``from_pretrained`` loads: 'smollm2', a local dir, or a hub id.
 
     Raises :class:`ModelNotAvailable` when it is a hub id that is not in the local cache while the
-    hub is offline. (With the hub nominally online but unreachable, the load itself fails later
-    with an ``OSError``, which callers treat the same way.)
+    hub is offline or unreachable (:func:`bench.classifier.hub_offline_reason`).
     """
     if name == SMOLLM2_NAME:
         return str(smollm2_dir())
@@ -95,13 +90,13 @@ def locate(name: str) -> str:
         if not (p / "config.json").exists():
             raise ModelNotAvailable(f"model directory {p} has no config.json")
         return str(p)
-    from bench.classifier import in_hf_cache
+    from bench.classifier import hub_offline_reason, in_hf_cache
 
     if in_hf_cache(name):
         return name
-    if _offline():
-        raise ModelNotAvailable(f"{name!r} is not a local directory nor in the Hugging Face cache, "
-                                f"and the hub is offline")
+    why = hub_offline_reason()
+    if why:
+        raise ModelNotAvailable(f"{name!r} is not a local directory nor in the Hugging Face cache, and {why}")
     return name
 
 

@@ -71,3 +71,20 @@ def test_parameterised_cells_share_the_base_seed_and_bracketed_params_win(tmp_pa
     assert plain.params["step_group"] == 2 and swept.params["step_group"] == 7
     assert swept.params["lam"] == 0.25  # --param for the base applies to its parameterised names
     assert swept.seed == plain.seed  # one diffusion LM and one set of mask draws for the whole sweep
+
+
+def test_an_unreachable_hub_is_one_clear_error(monkeypatch):
+    import bench.classifier as C
+    from methods._lm import ModelNotAvailable, locate
+
+    monkeypatch.setattr(C, "_HUB_REACHABLE", {})
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "HF_HUB_OFFLINE" in C.hub_offline_reason()
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
+    assert "127.0.0.1" in C.hub_offline_reason() and "cannot be reached" in C.hub_offline_reason()
+    with pytest.raises(ModelNotAvailable, match="cannot be reached"):
+        locate("no-such-org/no-such-model")
+    with pytest.raises(C.BackboneNotFound, match="cannot be reached"):
+        C.resolve_backbone("no-such-org/no-such-model")
