@@ -226,8 +226,11 @@ def make_augmenter(cell: CellSpec, settings: RunSettings) -> Augmenter:
     # registered defaults < --param for the registered name < --param for this exact name < [bracketed]
     params = {**entry.params, **settings.method_params.get(entry.base or cell.method, {}),
               **settings.method_params.get(cell.method, {}), **entry.overrides}
-    # a parameterised name shares its base's seed: a step sweep reuses one diffusion LM and one mask draw
-    return _method_class(cell.method)(seed=derive(cell.seed, "augment", entry.base or cell.method), **params)
+    # variants share their family's seed (common random numbers: paired comparisons, and a step sweep or
+    # an ablation reuses the base's diffusion LM and mask draws): the class's seed_family, else meta.name
+    cls = _method_class(cell.method)
+    family = getattr(cls, "seed_family", None) or cls.meta.name
+    return cls(seed=derive(cell.seed, "augment", family), **params)
 
 
 def _write_jsonl(path: Path, items: list[Synthetic]) -> None:
@@ -267,7 +270,8 @@ def run_cell(cell: CellSpec, settings: RunSettings, log: Callable[[str], None] =
         path = record_path(cell, settings)
         if path.exists():
             old = read_json(path)
-            if old.get("config_hash") == chash and old.get("status") in ("ok", "unavailable"):
+            same_seed = (old.get("seeds") or {}).get("augment", aug.seed) == aug.seed
+            if old.get("config_hash") == chash and same_seed and old.get("status") in ("ok", "unavailable"):
                 old["_skipped"] = True
                 return old
         vs = D.ViewSpec.parse(cell.view)

@@ -148,6 +148,9 @@ class Augmenter(ABC):
 
     meta: ClassVar[MethodMeta]
     default_params: ClassVar[dict[str, Any]] = {}
+    # the runner derives a cell's augmenter seed from this name (default: meta.name), so registered
+    # variants and parameterised names of one family draw the same random numbers (paired comparisons)
+    seed_family: ClassVar[str | None] = None
 
     def __init__(self, seed: int = 0, **params: Any):
         unknown = set(params) - set(self.default_params)

@@ -320,6 +320,8 @@ class Genius(Augmenter):
 class GeniusF(Genius):
     """GeniusAug-f: GENIUS with the proxy filter on (same generator, same samples before filtering)."""
 
+    seed_family = "genius"  # the runner seeds it like genius: the same samples before filtering
+
     meta = MethodMeta(
         name="genius-f",
         version=Genius.meta.version,

@@ -71,6 +71,12 @@ def test_parameterised_cells_share_the_base_seed_and_bracketed_params_win(tmp_pa
     assert plain.params["step_group"] == 2 and swept.params["step_group"] == 7
     assert swept.params["lam"] == 0.25  # --param for the base applies to its parameterised names
     assert swept.seed == plain.seed  # one diffusion LM and one set of mask draws for the whole sweep
+    wo_nrt = make_augmenter(CellSpec("airline", "5pct", "diffusioncls-wo-nrt", "G/E", 0), s)
+    assert wo_nrt.seed == plain.seed and wo_nrt.params["nrt_weight"] == 0.0  # an ablation is paired too
+    g = make_augmenter(CellSpec("airline", "5pct", "genius", "G/E", 0), s)
+    assert make_augmenter(CellSpec("airline", "5pct", "genius-f", "G/E", 0), s).seed == g.seed
+    assert make_augmenter(CellSpec("airline", "5pct", "eda", "G/E", 0), s).seed != plain.seed
+    assert make_augmenter(CellSpec("airline", "5pct", "diffusioncls", "G/E", 1), s).seed != plain.seed
 
 
 def test_an_unreachable_hub_is_one_clear_error(monkeypatch):
