@@ -135,10 +135,13 @@ def figure_fraction(df: pd.DataFrame, out_dir, seed: int = 0) -> Figure:
 
 
 def figure_step_group(df: pd.DataFrame, out_dir, seed: int = 0, method: str = "diffusioncls") -> Figure:
-    d = df[(df["status"] == "ok") & (df["method"] == method) & df["step_group"].notna()
+    """One line per method of the ``method`` family (``diffusioncls`` and its variants) that holds a step
+    sweep: two or more step groups on one data set / view / policy."""
+    fam = df["method"].astype(str)
+    d = df[(df["status"] == "ok") & ((fam == method) | fam.str.startswith(method + "-")) & df["step_group"].notna()
            & df["macro_f1"].notna()].copy()
     if not d.empty:
-        d = d[d.groupby(["dataset", "view", "policy"])["step_group"].transform("nunique") >= 2]
+        d = d[d.groupby(["dataset", "view", "policy", "method"])["step_group"].transform("nunique") >= 2]
     if d.empty:
         return Figure("fig6_step_group", "Macro-F1 against diffusion step group (paper Figure 6)",
                       note=f"skipped: no {method} records with two or more values of method_info.params.step_group")
@@ -148,8 +151,8 @@ def figure_step_group(df: pd.DataFrame, out_dir, seed: int = 0, method: str = "d
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         p = d[d["panel"] == panel]
-        sns.lineplot(data=p, x="step_group", y="macro-F1 (%)", marker="o", errorbar=("ci", 95), n_boot=1000,
-                     seed=seed, ax=ax, label=method)
+        sns.lineplot(data=p, x="step_group", y="macro-F1 (%)", hue="method", hue_order=sorted(p["method"].unique()),
+                     marker="o", errorbar=("ci", 95), n_boot=1000, seed=seed, ax=ax)
         ds, view = p["dataset"].iloc[0], p["view"].iloc[0]
         base = df[(df["status"] == "ok") & (df["method"] == "none") & (df["dataset"] == ds) & (df["view"] == view)]
         if base["macro_f1"].notna().any():
