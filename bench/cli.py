@@ -271,8 +271,11 @@ def cmd_run(args) -> int:
     n_unav = sum(r["status"] == "unavailable" for r in recs)
     n_skip = sum(bool(r.get("_skipped")) for r in recs)
     manifest.update({"finished": R.now(), "wall_seconds": round(wall, 1)})
-    manifest["history"] = history + [{"started": manifest["started"], "wall_seconds": round(wall, 1),
-                                      "cells": len(cells), "skipped": n_skip, "failed": n_fail}]
+    # re-read: another command may have finished in this run directory meanwhile
+    history = R.read_json(manifest_path).get("history", []) if manifest_path.exists() else history
+    manifest["history"] = history + [{"command": manifest["command"], "started": manifest["started"],
+                                      "wall_seconds": round(wall, 1), "cells": len(cells), "skipped": n_skip,
+                                      "failed": n_fail}]
     R.atomic_write_json(manifest_path, manifest)
     subs = {json.dumps(s, sort_keys=True) for r in recs for s in r.get("substitutes", [])}
     if subs:

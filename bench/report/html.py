@@ -127,7 +127,12 @@ def render_html(df, tables, figs, div, run_dir, out_dir, result, table1=None) ->
              f"<p>{len(df)} records: "
              + ", ".join(f"{esc(k)} {v}" for k, v in result.get("status_counts", {}).items())
              + ". Failed records are excluded from every statistic; unavailable cells show their reason.</p>"]
-    if man and man.get("command"):
+    cmds = [h for h in (man or {}).get("history", []) if h.get("command")]
+    if cmds:
+        parts.append("<p>Commands that made this run directory (in order):</p><ul>" + "".join(
+            f"<li><code>{esc(h['command'])}</code> ({esc(h.get('cells'))} cells, {esc(h.get('wall_seconds'))} s)</li>"
+            for h in cmds) + "</ul>")
+    elif man and man.get("command"):
         parts.append(f"<p>Command: <code>{esc(man.get('command'))}</code></p>")
     if result.get("load_errors"):
         parts.append('<p class="skipped">Unreadable record files (ignored): '

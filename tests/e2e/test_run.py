@@ -53,6 +53,9 @@ def test_run_then_rerun_skips_finished_cells(csv_path, tmp_path, tiny_bert_dir, 
     assert main(_args(csv_path, out, tiny_bert_dir)) == 0
     assert "6 already done" in capsys.readouterr().out
     assert {k: v["created"] for k, v in _records(out).items()} == before
+    hist = json.loads((out / "manifest.json").read_text())["history"]
+    assert [h["cells"] for h in hist] == [6, 6] and [h["skipped"] for h in hist] == [0, 6]
+    assert all(h["command"].startswith("python -m bench") for h in hist)
 
 
 def test_interrupted_run_resumes_without_redoing(csv_path, tmp_path, tiny_bert_dir, monkeypatch):
