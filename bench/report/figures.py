@@ -142,6 +142,12 @@ def figure_step_group(df: pd.DataFrame, out_dir, seed: int = 0, method: str = "d
            & df["macro_f1"].notna()].copy()
     if not d.empty:
         d = d[d.groupby(["dataset", "view", "policy", "method"])["step_group"].transform("nunique") >= 2]
+        # only the seeds present at every step group of a line: the comparison across groups stays paired
+        keep = []
+        for _, g in d.groupby(["dataset", "view", "policy", "method"]):
+            common = set.intersection(*(set(x["seed"]) for _, x in g.groupby("step_group")))
+            keep.append(g[g["seed"].isin(common)])
+        d = pd.concat(keep) if keep else d.iloc[0:0]
     if d.empty:
         return Figure("fig6_step_group", "Macro-F1 against diffusion step group (paper Figure 6)",
                       note=f"skipped: no {method} records with two or more values of method_info.params.step_group")
@@ -161,7 +167,8 @@ def figure_step_group(df: pd.DataFrame, out_dir, seed: int = 0, method: str = "d
         ax.legend(fontsize=7)
     png, pdf = save(fig, out_dir, "fig6_step_group")
     return Figure("fig6_step_group", "Macro-F1 against diffusion step group (paper Figure 6)", png, pdf,
-                  "Mean over seeds with 95% bootstrap bands; dashed: `none` on the same view.")
+                  "Mean over the seeds present at every step group of a line (paired), with 95% bootstrap "
+                  "bands; dashed: `none` on the same view, all its seeds.")
 
 
 # ---------------------------------------------------------------- Figure 7: t-SNE

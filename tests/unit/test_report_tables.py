@@ -142,3 +142,20 @@ def test_figure6_draws_a_step_sweep_of_a_variant_and_skips_single_groups(tmp_pat
     assert fig.path_png and (tmp_path / "fig6_step_group.png").exists()
     only_one = frame_from_records([fake_record(method="diffusioncls", policy="G/E", f1=0.5, step_group=4)])
     assert "skipped" in figure_step_group(only_one, tmp_path / "x").note
+
+
+def test_figure6_keeps_only_seeds_present_at_every_step_group(tmp_path, monkeypatch):
+    import bench.report.figures as F
+
+    seen = {}
+    real = F.sns.lineplot
+
+    def spy(data=None, **kw):
+        seen["seeds"] = sorted(set(data["seed"]))
+        return real(data=data, **kw)
+
+    monkeypatch.setattr(F.sns, "lineplot", spy)
+    recs = [fake_record(method="diffusioncls", policy="G/E", seed=s, f1=0.7, step_group=4) for s in (0, 1, 2)]
+    recs += [fake_record(method="diffusioncls", policy="G/E", seed=0, f1=0.6, step_group=1)]
+    F.figure_step_group(frame_from_records(recs), tmp_path)
+    assert seen["seeds"] == [0]
