@@ -33,7 +33,7 @@ def table1_examples(df: pd.DataFrame, parents: Callable[[str], Mapping[str, str]
         for s in samples:
             by_parent.setdefault(str(s.get("parent_id")), []).append(s)
         taken: dict[str, int] = {}
-        for pid, ss in by_parent.items():
+        for ss in by_parent.values():
             lab = ss[0].get("label")
             if taken.get(lab, 0) >= per_label:
                 continue
