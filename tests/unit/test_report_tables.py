@@ -130,8 +130,14 @@ def test_markdown_escapes_pipes():
     assert "unavailable: a \\| b" in T.to_markdown(T.table2(df, n_boot=N_BOOT))
 
 
-def test_figure6_draws_a_step_sweep_of_a_variant_and_skips_single_groups(tmp_path):
+def test_figure6_draws_a_step_sweep_of_a_variant_and_skips_single_groups(tmp_path, monkeypatch):
+    import bench.report.figures as F
     from bench.report.figures import figure_step_group
+
+    drawn = []
+    real = F.sns.lineplot
+    monkeypatch.setattr(F.sns, "lineplot", lambda data=None, **kw: (drawn.append(set(data["method"])),
+                                                                    real(data=data, **kw))[1])
 
     recs = [fake_record(method="none", seed=s, f1=0.7) for s in (0, 1)]
     recs += [fake_record(method="diffusioncls-wo-nrt", policy="G/E", seed=s, f1=0.7 + 0.01 * g, step_group=g)
@@ -140,6 +146,8 @@ def test_figure6_draws_a_step_sweep_of_a_variant_and_skips_single_groups(tmp_pat
     recs += [fake_record(method="eda", policy="G/E", seed=s, f1=0.6, step_group=g) for s in (0, 1) for g in (1, 2)]
     fig = figure_step_group(frame_from_records(recs), tmp_path)
     assert fig.path_png and (tmp_path / "fig6_step_group.png").exists()
+    # the family's sweep only: not diffusioncls (one step group), not eda (another family)
+    assert drawn == [{"diffusioncls-wo-nrt"}]
     only_one = frame_from_records([fake_record(method="diffusioncls", policy="G/E", f1=0.5, step_group=4)])
     assert "skipped" in figure_step_group(only_one, tmp_path / "x").note
 
