@@ -13,6 +13,7 @@ default), or any hub id / local directory that ``AutoModelForSequenceClassificat
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import os
@@ -106,6 +107,32 @@ def resolve_backbone(name: str) -> str:
     return name
 
 
+def prepared_backbone_build(name: str) -> str | None:
+    """For ``prepared:NAME``: a digest of the build's weights file (None for other backbones, or
+    when it has not been prepared yet)."""
+    if not name.startswith("prepared:"):
+        return None
+    from bench.paths import prepared_backbone_dir
+
+    d = prepared_backbone_dir(name.split(":", 1)[1])
+    files = sorted(d.glob("*.safetensors")) or sorted(d.glob("*.bin"))
+    if not files:
+        return None
+    st = files[0].stat()
+    return _file_digest(str(files[0]), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
 def backbone_substitute(name: str, language: str) -> dict[str, str] | None:
     if name in OFFLINE_BACKBONES:
         return {"role": "classifier backbone", "paper": PAPER_BACKBONE.get(language, "?"),
@@ -140,6 +167,9 @@ class ClassifierConfig:
         d = asdict(self)
         d.pop("device")
         d.pop("eval_batch_size")
+        build = prepared_backbone_build(self.backbone)
+        if build:  # a rebuilt `prepared:` backbone must not reuse classifiers cached from the old build
+            d["backbone_build"] = build
         return d
 
 

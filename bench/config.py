@@ -26,7 +26,9 @@ class Preset:
     max_dev: int | None = None
     max_test: int | None = None
     classifier: dict[str, Any] = field(default_factory=dict)
-    backbone: str = "minilm"
+    # per language: MiniLM has almost no CJK vocabulary, so Chinese data gets the suite-prepared
+    # character-level BERT (`python -m bench prepare backbone zh-char-bert`)
+    backbone: str = "en=minilm,zh=prepared:zh-char-bert"
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 

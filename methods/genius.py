@@ -209,7 +209,9 @@ class Genius(Augmenter):
         except ModelNotAvailable as err:
             fb = self.params["offline_model"]
             if not fb or lang not in OFFLINE_LANGS:
-                raise MethodUnavailable(f"genius: no sketch-to-text model for {lang!r} here: {err}") from None
+                why = (f"; the offline substitute ({fb}) is an English model, so there is none for {lang!r}"
+                       if fb else "")
+                raise MethodUnavailable(f"genius: no sketch-to-text model for {lang!r} here: {err}{why}") from None
             self._model, self._tok = load_lm(fb, "causal")
             self._kind, self._model_name, self._substitute_reason = "causal", fb, str(err)
         mask = self.params["mask_token"] or getattr(self._tok, "mask_token", None) or "<mask>"

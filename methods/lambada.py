@@ -118,7 +118,9 @@ class Lambada(Augmenter):
         try:
             model, tok, used, reason = load_with_fallback(name, fallback or None, "causal")
         except ModelNotAvailable as err:
-            raise MethodUnavailable(f"lambada: no causal LM for {lang!r} here: {err}") from None
+            why = "" if fallback else (f"; the offline substitute ({self.params['offline_model']}) is an English "
+                                       f"model, so there is none for {lang!r}")
+            raise MethodUnavailable(f"lambada: no causal LM for {lang!r} here: {err}{why}") from None
         self._model_name, self._substitute_reason = used, reason
         self._proxy = context.proxy()
         missing = set(self.labels) - set(self._proxy.labels)

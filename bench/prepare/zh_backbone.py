@@ -232,6 +232,18 @@ def _mask(ids, special, vocab_size: int, mask_id: int, gen, prob: float = 0.15):
     return inputs, labels
 
 
+def _masked_lm_loss(model, inputs, att, labels):
+    """The MLM loss with the prediction head applied at the masked positions only (the same value as
+    ``BertForMaskedLM(..., labels=labels).loss``; the head over 15% of positions instead of all of them
+    saves about a third of a CPU step)."""
+    import torch
+
+    hidden = model.bert(input_ids=inputs, attention_mask=att).last_hidden_state
+    pos = labels != -100
+    logits = model.cls(hidden[pos])
+    return torch.nn.functional.cross_entropy(logits, labels[pos])
+
+
 def _collate(seqs: list[list[int]], pad_id: int):
     import torch
 
@@ -281,14 +293,14 @@ def heldout_fill_mask(model, seqs: list[list[int]], tok, *, seed: int, batch_siz
 
 @dataclass
 class PrepareSettings:
-    steps: int = 1200
+    steps: int = 3000
     hidden: int = 256
     layers: int = 4
     heads: int = 4
     intermediate: int | None = None  # default 4 x hidden
     max_chars: int | None = None  # None = the whole corpus
     seq_len: int = 64
-    batch_size: int = 32
+    batch_size: int = 64
     lr: float = 1e-3
     warmup: float = 0.06
     weight_decay: float = 0.01
@@ -318,13 +330,13 @@ def _same_settings(d: Path, settings: PrepareSettings) -> bool:
 def prepare_zh_char_bert(
     name: str = "zh-char-bert",
     *,
-    steps: int = 1200,
+    steps: int = 3000,
     hidden: int = 256,
     layers: int = 4,
     heads: int | None = None,
     max_chars: int | None = None,
     seq_len: int = 64,
-    batch_size: int = 32,
+    batch_size: int = 64,
     lr: float = 1e-3,
     min_freq: int = 3,
     sources: Sequence[str] = SOURCES,
@@ -446,7 +458,7 @@ def _build(s: PrepareSettings, out: Path, *, max_minutes: float | None, threads:
             epochs_seen += len(batch) / len(train_ids)
             ids, att = _collate([train_ids[i] for i in batch], tok.pad_token_id)
             inputs, labels = _mask(ids, torch.isin(ids, special_ids), len(vocab), tok.mask_token_id, gen)
-            loss = model(input_ids=inputs, attention_mask=att, labels=labels).loss
+            loss = _masked_lm_loss(model, inputs, att, labels)
             loss.backward()
             optimizer_step(model, opt, sched)
             losses.append(float(loss.detach()))

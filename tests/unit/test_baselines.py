@@ -311,3 +311,11 @@ def test_nlpaug_glove_tiny_vectors(tmp_path, monkeypatch):
     assert [s.text for s in r.synthetic] == [s.text for s in r2.synthetic]
     r3 = nw.NlpaugGlove(seed=4, top_k=5).augment(TRAIN, 2)
     assert [s.text for s in r.synthetic] != [s.text for s in r3.synthetic]
+
+
+@pytest.mark.parametrize("name", ["lambada", "genius"])
+def test_lm_baselines_unavailable_in_chinese_offline_say_why(tmp_path, name):
+    """No Chinese hub model here and the offline substitute is English: `unavailable`, naming both."""
+    aug = METHODS.get(name).load()(seed=0, model=str(tmp_path / "no-such-model"))
+    with pytest.raises(MethodUnavailable, match=r"English model, so there is none for 'zh'"):
+        aug.fit(TRAIN, ctx(tmp_path, language="zh"))

@@ -141,3 +141,38 @@ def test_real_corpus_has_no_evaluation_sentence():
             for it in json.loads((SMP_DIR / f).read_text(encoding="utf-8")):
                 smp.update(s for s in zb.split_sentences(it["content"]) if len(s) >= 12)
         assert not {s for s in sents if len(s) >= 12} & smp
+
+
+def test_masked_lm_loss_equals_the_full_head_loss():
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    from bench.prepare.zh_backbone import _masked_lm_loss
+
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=32, max_position_embeddings=16)).eval()
+    ids = torch.randint(5, 50, (3, 10))
+    att = torch.ones_like(ids)
+    att[2, 7:] = 0
+    labels = torch.full_like(ids, -100)
+    labels[0, 2], labels[1, 5], labels[2, 3], labels[2, 4] = 7, 9, 11, 13
+    full = model(input_ids=ids, attention_mask=att, labels=labels).loss
+    assert torch.allclose(_masked_lm_loss(model, ids, att, labels), full, atol=1e-6)
+    labels[0, 2] = 8  # a different target changes the value: the test compares real losses
+    assert not torch.allclose(_masked_lm_loss(model, ids, att, labels), full, atol=1e-6)
+
+
+def test_classifier_key_changes_when_the_prepared_backbone_is_rebuilt(tmp_path, monkeypatch):
+    from bench.classifier import ClassifierConfig
+
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path))
+    d = tmp_path / "backbones" / "zh-char-bert"
+    d.mkdir(parents=True)
+    cfg = ClassifierConfig(backbone="prepared:zh-char-bert")
+    assert "backbone_build" not in cfg.key()  # not prepared yet: nothing to fingerprint
+    (d / "model.safetensors").write_bytes(b"first build")
+    first = cfg.key()["backbone_build"]
+    (d / "model.safetensors").write_bytes(b"second build, other weights")
+    assert cfg.key()["backbone_build"] != first
+    assert "backbone_build" not in ClassifierConfig(backbone="minilm").key()  # shipped backbones: no change
