@@ -149,7 +149,7 @@ def _status_notes(df: pd.DataFrame) -> list[str]:
                      + (" ..." if len(failed) > 20 else ""))
     unav = df[df["status"] == "unavailable"]
     if len(unav):
-        notes.append(f"{len(unav)} unavailable record(s) (shown as 'unavailable: <reason>').")
+        notes.append(f"{len(unav)} unavailable record(s) (the macro-F1 column shows 'unavailable: <reason>').")
     return notes
 
 
@@ -203,7 +203,7 @@ def _per_view_table(df: pd.DataFrame, name: str, title: str, variants_filter, n_
                     "n": str(f1.summary.n) if f1.status == "ok" else DASH,
                     "macro-F1": f1.text(), "F1 95% CI": interval(f1.summary.ci_low, f1.summary.ci_high)
                     if f1.status == "ok" else DASH,
-                    "accuracy": acc.text(), "ΔF1": "(ref)" if is_base else signed_pct(delta),
+                    "accuracy": "unavailable" if acc.status == "unavailable" else acc.text(), "ΔF1": "(ref)" if is_base else signed_pct(delta),
                     "paired ΔF1 [95% CI]": DASH if ps is None else
                     f"{signed_pct(ps.mean_diff)} {interval(ps.ci_low, ps.ci_high, signed=True)}",
                     "pairs": DASH if ps is None else str(ps.n_pairs),
