@@ -53,8 +53,16 @@ def table1_examples(df: pd.DataFrame, parents: Callable[[str], Mapping[str, str]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _cell(x) -> str:
-    return "" if x is None or (isinstance(x, float) and pd.isna(x)) else str(x).replace("|", "\\|").replace("\n", " ")
+MD_MAX_CHARS = 200  # Markdown cells are cut here (the diffusion LM sees the first max_length tokens only)
+
+
+def _cell(x, limit: int | None = None) -> str:
+    if x is None or (isinstance(x, float) and pd.isna(x)):
+        return ""
+    s = " ".join(str(x).split())
+    if limit is not None and len(s) > limit:
+        s = s[:limit] + " …"
+    return s.replace("|", "\\|")
 
 
 def write_table1(t: pd.DataFrame, out_dir: str | Path) -> list[str]:
@@ -65,8 +73,11 @@ def write_table1(t: pd.DataFrame, out_dir: str | Path) -> list[str]:
         md = f"### {title}\n\n_no diffusioncls records with pseudo samples in this run_\n"
     else:
         cols = ["dataset", "label", "step", "original", "masked", "generated", "changed"]
-        lines = [f"### {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in t[cols].itertuples(index=False)]
+        texts = {"original", "masked", "generated"}
+        lines = [f"### {title}", "", f"Texts are cut at {MD_MAX_CHARS} characters here; `table1.csv` has them whole.",
+                 "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(_cell(v, MD_MAX_CHARS if c in texts else None) for c, v in zip(cols, row)) + " |"
+                  for row in t[cols].itertuples(index=False)]
         md = "\n".join(lines) + "\n"
     (out / "table1.md").write_text(md, encoding="utf-8")
     return ["table1.md", "table1.csv"]

@@ -167,3 +167,18 @@ def test_figure6_keeps_only_seeds_present_at_every_step_group(tmp_path, monkeypa
     recs += [fake_record(method="diffusioncls", policy="G/E", seed=0, f1=0.6, step_group=1)]
     F.figure_step_group(frame_from_records(recs), tmp_path)
     assert seen["seeds"] == [0]
+
+
+def test_table1_markdown_cuts_long_texts_and_csv_keeps_them(tmp_path):
+    import pandas as pd
+
+    from bench.report.examples import COLUMNS, MD_MAX_CHARS, write_table1
+
+    long = "长" * (MD_MAX_CHARS + 50) + "|尾"
+    row = {"dataset": "inews", "view": "5pct", "seed": 0, "label": "positive", "step": 13,
+           "original": long, "masked": "[MASK]" + long, "generated": "新" + long, "changed": 3}
+    write_table1(pd.DataFrame([row], columns=COLUMNS), tmp_path)
+    md = (tmp_path / "table1.md").read_text(encoding="utf-8")
+    assert "尾" not in md and md.count(" …") == 3
+    assert ("长" * MD_MAX_CHARS) in md and ("长" * (MD_MAX_CHARS + 1)) not in md
+    assert pd.read_csv(tmp_path / "table1.csv")["original"][0] == long
