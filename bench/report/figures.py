@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-ABLATION_VARIANTS = ("diffusioncls-wo-da", "diffusioncls-wo-lap", "diffusioncls-wo-nrt", "diffusioncls-wo-las",
-                     "diffusioncls-reflective")
+from bench.report.load import ablation_mask  # noqa: E402
+
 PARENT_TEXT_KEYS = ("parent_text", "original", "source_text", "parent")
 
 
@@ -107,8 +107,8 @@ def default_step_only(d: pd.DataFrame) -> pd.DataFrame:
 
 
 def figure_fraction(df: pd.DataFrame, out_dir, seed: int = 0) -> Figure:
-    d = df[(df["status"] == "ok") & df["fraction"].notna() & df["macro_f1"].notna()
-           & ~df["method"].isin(ABLATION_VARIANTS)].copy()
+    d = df[(df["status"] == "ok") & df["fraction"].notna() & df["macro_f1"].notna()].copy()
+    d = d[ablation_mask(d, "dataset", "fraction")]  # an ablation run at several fractions is a line too
     d = default_step_only(d)  # a step sweep is Figure 6's business
     d = d[d.groupby("dataset")["fraction"].transform("nunique") >= 2]
     if d.empty:

@@ -108,6 +108,29 @@ def base_method(name: str | None) -> str | None:
     return base if keys == {"step_group"} else name
 
 
+ABLATIONS = ("diffusioncls", "diffusioncls-wo-da", "diffusioncls-wo-lap", "diffusioncls-wo-nrt",
+             "diffusioncls-wo-las", "diffusioncls-reflective")
+ABLATION_VARIANTS = ABLATIONS[1:]
+
+
+def is_ablation(name: str | None) -> bool:
+    """An ablation or diagnostic configuration of DiffusionCLS (Table 4's rows, not Table 2's): a
+    registered variant, or a parameterised name of the family, e.g. ``diffusioncls[nrt_weight=0]``
+    or ``diffusioncls-wo-las[nrt_weight=0]`` (a plain step sweep is folded by :func:`base_method`)."""
+    name = str(name or "")
+    base = name.partition("[")[0]
+    return base in ABLATION_VARIANTS or (base == "diffusioncls" and "[" in name)
+
+
+def ablation_mask(df: pd.DataFrame, within: str, across: str) -> pd.Series:
+    """Rows to keep in a view that compares across ``across`` (train fractions, data sets): every
+    non-ablation method, and an ablation only where someone ran it at two or more values of ``across``
+    within one ``within`` group (e.g. `diffusioncls-wo-nrt` at 5% and 20% of one data set)."""
+    abl = df["method"].map(is_ablation).astype(bool)
+    spread = df.groupby([within, "method"])[across].transform("nunique") >= 2
+    return ~abl | spread
+
+
 def load_records(run_dir: str | Path) -> pd.DataFrame:
     """Read ``RUN/records/*.json`` into one long DataFrame, one row per record.
 

@@ -18,11 +18,9 @@ import numpy as np
 import pandas as pd
 
 from bench.report import stats
+from bench.report.load import ablation_mask, is_ablation
 
 BASELINE = "none"
-ABLATIONS = ("diffusioncls", "diffusioncls-wo-da", "diffusioncls-wo-lap", "diffusioncls-wo-nrt",
-             "diffusioncls-wo-las", "diffusioncls-reflective")
-ABLATION_VARIANTS = ABLATIONS[1:]
 METRIC_NAMES = {"macro_f1": "macro-F1", "accuracy": "accuracy"}
 DASH = "-"
 
@@ -243,7 +241,7 @@ def _per_view_table(df: pd.DataFrame, name: str, title: str, variants_filter, n_
 def table2(df: pd.DataFrame, n_boot: int = stats.DEFAULT_BOOT, seed: int = stats.DEFAULT_SEED) -> Table:
     """Table 2: per data set and fraction view, every method x policy (ablation variants go to Table 4)."""
     def keep(d):
-        return d["fraction"].notna() & ~d["method"].isin(ABLATION_VARIANTS)
+        return d["fraction"].notna() & ~d["method"].map(is_ablation).astype(bool)
     return _per_view_table(df, "table2", "Table 2: macro-F1 and accuracy per data set (fraction views)",
                            keep, n_boot, seed)
 
@@ -251,14 +249,14 @@ def table2(df: pd.DataFrame, n_boot: int = stats.DEFAULT_BOOT, seed: int = stats
 def table4(df: pd.DataFrame, n_boot: int = stats.DEFAULT_BOOT, seed: int = stats.DEFAULT_SEED) -> Table:
     """Table 4: DiffusionCLS ablations (and `none` as the reference), with the paired difference against
     the full method too."""
-    if not df["method"].isin(ABLATION_VARIANTS).any():
+    abl = df["method"].map(is_ablation).astype(bool)
+    if not abl.any():
         return Table("table4", "Table 4: DiffusionCLS ablations", pd.DataFrame(), pd.DataFrame())
-    pairs = set(zip(df.loc[df["method"].isin(ABLATION_VARIANTS), "dataset"],
-                    df.loc[df["method"].isin(ABLATION_VARIANTS), "view"]))
+    pairs = set(zip(df.loc[abl, "dataset"], df.loc[abl, "view"]))
 
     def keep(d):
         in_pair = pd.Series([(a, b) in pairs for a, b in zip(d["dataset"], d["view"])], index=d.index)
-        return in_pair & d["method"].isin((BASELINE, *ABLATIONS))
+        return in_pair & (d["method"].isin((BASELINE, "diffusioncls")) | d["method"].map(is_ablation).astype(bool))
     return _per_view_table(df, "table4", "Table 4: DiffusionCLS ablations (macro-F1)", keep, n_boot, seed,
                            extra_baseline="diffusioncls")
 
@@ -269,7 +267,8 @@ def table4(df: pd.DataFrame, n_boot: int = stats.DEFAULT_BOOT, seed: int = stats
 def _views_as_columns(df: pd.DataFrame, name: str, title: str, view_mask, metric: str, n_boot: int,
                       seed: int) -> Table:
     df = with_variants(df)
-    sub = df[view_mask(df) & ~df["method"].isin(ABLATION_VARIANTS)]
+    sub = df[view_mask(df)]
+    sub = sub[ablation_mask(sub, "dataset", "view")]
     if sub.empty:
         return Table(name, title, pd.DataFrame(), pd.DataFrame())
     views = sorted(sub["view"].unique(), key=_view_sort)
@@ -333,7 +332,8 @@ def aggregate(df: pd.DataFrame, metric: str = "macro_f1", n_boot: int = stats.DE
     """Per view, across data sets (tasks): IQM of the metric and the probability of improving on `none`,
     both with stratified bootstrap 95% CIs (rliable's definitions)."""
     df = with_variants(df)
-    ok = df[(df["status"] == "ok") & df[metric].notna() & ~df["method"].isin(ABLATION_VARIANTS)]
+    ok = df[(df["status"] == "ok") & df[metric].notna()]
+    ok = ok[ablation_mask(ok, "view", "dataset")]
     disp_rows, data_rows = [], []
     for view in sorted(ok["view"].unique(), key=_view_sort):
         v = ok[ok["view"] == view]

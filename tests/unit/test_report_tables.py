@@ -182,3 +182,34 @@ def test_table1_markdown_cuts_long_texts_and_csv_keeps_them(tmp_path):
     assert "尾" not in md and md.count(" …") == 3
     assert ("长" * MD_MAX_CHARS) in md and ("长" * (MD_MAX_CHARS + 1)) not in md
     assert pd.read_csv(tmp_path / "table1.csv")["original"][0] == long
+
+
+def test_ablations_route_to_table4_and_join_table9_and_figure5_only_across_fractions(tmp_path, monkeypatch):
+    import bench.report.figures as F
+
+    recs = []
+    for s in (0, 1):
+        for view in ("5pct", "20pct"):
+            recs.append(fake_record(view=view, method="none", seed=s, f1=0.6))
+            recs.append(fake_record(view=view, method="diffusioncls-wo-nrt", policy="G/E", seed=s, f1=0.62))
+        recs.append(fake_record(method="eda", policy="G/E", seed=s, f1=0.58))
+        recs.append(fake_record(method="diffusioncls", policy="G/E", seed=s, f1=0.5))
+        recs.append(fake_record(method="diffusioncls[nrt_weight=0]", policy="G/E", seed=s, f1=0.63))
+        recs.append(fake_record(method="diffusioncls-wo-las[nrt_weight=0]", policy="G/E", seed=s, f1=0.61))
+    df = frame_from_records(recs)
+    t2 = set(T.table2(df, n_boot=N_BOOT).data["method"])
+    t4 = set(T.table4(df, n_boot=N_BOOT).data["method"])
+    t9 = set(T.table9(df, n_boot=N_BOOT).data["method"])
+    assert t2 == {"none", "eda", "diffusioncls"}
+    assert {"diffusioncls[nrt_weight=0]", "diffusioncls-wo-las[nrt_weight=0]", "diffusioncls-wo-nrt",
+            "diffusioncls", "none"} <= t4 and "eda" not in t4
+    # wo-nrt ran at two fractions: a Table 9 row; the one-fraction configurations stay in Table 4
+    assert "diffusioncls-wo-nrt" in t9 and "diffusioncls[nrt_weight=0]" not in t9
+    drawn = []
+    real = F.sns.lineplot
+    monkeypatch.setattr(F.sns, "lineplot", lambda data=None, **kw: (drawn.append(set(data["method"])),
+                                                                    real(data=data, **kw))[1])
+    F.figure_fraction(df, tmp_path)
+    lines = {m.split(" (")[0] for m in set().union(*drawn)}  # labels read "method (policy)"
+    assert lines >= {"none", "diffusioncls-wo-nrt"}
+    assert not lines & {"diffusioncls[nrt_weight=0]", "diffusioncls-wo-las[nrt_weight=0]"}
