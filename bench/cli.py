@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lr", type=float, default=None)
     r.add_argument("--batch-size", type=int, default=None)
     r.add_argument("--max-length", type=int, default=None)
+    r.add_argument("--patience", type=int, default=None,
+                   help="early stopping: epochs without a better dev macro-F1 before training stops")
     r.add_argument("--max-dev", type=int, default=None, help="cap the dev split (fixed stratified subsample)")
     r.add_argument("--max-test", type=int, default=None, help="cap the test split (fixed stratified subsample)")
     r.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE",
@@ -181,7 +183,8 @@ def _settings_from_args(args):
         if p not in ("G/E", "B/D"):
             raise ValueError(f"unknown policy {p!r}; expected G/E or B/D")
     clf = dict(pr.classifier)
-    for flag, key in (("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch_size"), ("max_length", "max_length")):
+    for flag, key in (("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch_size"), ("max_length", "max_length"),
+                      ("patience", "patience")):
         v = getattr(args, flag)
         if v is not None:
             clf[key] = v

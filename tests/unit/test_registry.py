@@ -85,3 +85,12 @@ def test_sweep_dry_run_plans_one_cell_per_value(capsys):
     assert main(["run", "--sweep", "diffusioncls.step_group=1,4", "--seeds", "0", "--dry-run"]) == 0
     out = capsys.readouterr().out.split()
     assert out[:2] == ["airline__5pct__diffusioncls[step_group=1]__G-E__s0", "airline__5pct__diffusioncls__G-E__s0"]
+
+
+def test_classifier_flags_override_the_preset():
+    from bench.cli import _settings_from_args, build_parser
+
+    args = build_parser().parse_args(["run", "--patience", "100", "--max-length", "64", "--dry-run"])
+    settings = _settings_from_args(args)[0]
+    assert settings.classifier["patience"] == 100 and settings.classifier["max_length"] == 64
+    assert _settings_from_args(build_parser().parse_args(["run", "--dry-run"]))[0].classifier["patience"] == 2
