@@ -23,6 +23,7 @@ counted as such, never passed off as new.
 from __future__ import annotations
 
 import random
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,12 +147,18 @@ def restore(model, input_ids, attention_mask, token_type_ids, mask, banned: Sequ
     return x.cpu()
 
 
+def _wide(ch: str) -> bool:
+    """A CJK ideograph, kana, hangul or full-width form: scripts written without word spaces."""
+    return unicodedata.east_asian_width(ch) in ("W", "F")
+
+
 def splice(text: str, offsets: Sequence[tuple[int, int]], replacements: Sequence[str | None],
            truncated_tail: bool = True) -> str:
     """Rebuild ``text`` replacing token j by WordPiece string ``replacements[j]`` (None = keep).
 
     Gaps between tokens come from the original; a replacement starting with ``##`` attaches to
-    the previous token; a whole-word replacement that lands inside a word gets a space. The
+    the previous token; a whole-word replacement that lands inside a word gets a space, except
+    next to CJK (wide) characters, which are written without spaces. The
     characters after the last token (including any truncated tail) are kept verbatim.
     """
     out: list[str] = []
@@ -164,8 +171,8 @@ def splice(text: str, offsets: Sequence[tuple[int, int]], replacements: Sequence
         elif rep.startswith("##") and len(rep) > 2:
             out.append(rep[2:])
         else:
-            joined = out and out[-1] and out[-1][-1].isalnum()
-            word = rep[:1].isalnum()
+            joined = out and out[-1] and out[-1][-1].isalnum() and not _wide(out[-1][-1])
+            word = rep[:1].isalnum() and not _wide(rep[:1])
             if gap == "" and joined and word:
                 gap = " "
             out.append(gap + rep)

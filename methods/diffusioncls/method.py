@@ -44,7 +44,7 @@ from methods.diffusioncls.generate import DECODINGS, DiffusionGenerator, GenItem
 from methods.diffusioncls.importance import NORMS, importance_weights, tokenize_texts
 from methods.diffusioncls.schedule import SCHEDULES, step_group_steps
 
-VERSION = "1"
+VERSION = "2"  # 2: no spaces inserted between CJK characters in generated text
 
 
 def proxy_identity(proxy) -> str:

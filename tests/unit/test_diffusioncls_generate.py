@@ -123,3 +123,15 @@ def test_generator_is_deterministic_and_reports_provenance(tiny):
     # "ok" is one token: at step 13 of 32 it is masked only by min_masked
     m = draw_item_mask(GenItem(toks[2], ws[2], "pos", 13, 5), 32, 0.5, "marginal", min_masked=0)
     assert m.dtype == torch.bool and len(m) == len(toks[2].ids)
+
+
+def test_splice_writes_chinese_replacements_without_spaces():
+    text = "我爱北京天安门, ok"
+    offsets = [(i, i + 1) for i in range(7)] + [(9, 11)]
+    reps = [None, "喜", None, None, "天", None, None, None]
+    assert splice(text, offsets, reps) == "我喜北京天安门, ok"
+    reps = [None] * 7 + ["no"]
+    assert splice(text, offsets, reps) == "我爱北京天安门, no"
+    # an English word replacement glued to Latin text still gets its space
+    assert splice("abc", [(0, 3)], ["x"]) == "x"
+    assert splice("ab", [(0, 1), (1, 2)], [None, "cd"]) == "a cd"
