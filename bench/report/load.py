@@ -108,9 +108,8 @@ def base_method(name: str | None) -> str | None:
     return base if keys == {"step_group"} else name
 
 
-ABLATIONS = ("diffusioncls", "diffusioncls-wo-da", "diffusioncls-wo-lap", "diffusioncls-wo-nrt",
-             "diffusioncls-wo-las", "diffusioncls-reflective")
-ABLATION_VARIANTS = ABLATIONS[1:]
+ABLATION_VARIANTS = ("diffusioncls-wo-da", "diffusioncls-wo-lap", "diffusioncls-wo-nrt", "diffusioncls-wo-las",
+                     "diffusioncls-reflective")
 
 
 def is_ablation(name: str | None) -> bool:
@@ -122,11 +121,16 @@ def is_ablation(name: str | None) -> bool:
     return base in ABLATION_VARIANTS or (base == "diffusioncls" and "[" in name)
 
 
+def ablation_rows(df: pd.DataFrame) -> pd.Series:
+    """Boolean Series: the rows whose method :func:`is_ablation`."""
+    return df["method"].map(is_ablation).astype(bool)
+
+
 def ablation_mask(df: pd.DataFrame, within: str, across: str) -> pd.Series:
     """Rows to keep in a view that compares across ``across`` (train fractions, data sets): every
     non-ablation method, and an ablation only where someone ran it at two or more values of ``across``
     within one ``within`` group (e.g. `diffusioncls-wo-nrt` at 5% and 20% of one data set)."""
-    abl = df["method"].map(is_ablation).astype(bool)
+    abl = ablation_rows(df)
     spread = df.groupby([within, "method"])[across].transform("nunique") >= 2
     return ~abl | spread
 

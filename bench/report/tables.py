@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report import stats
-from bench.report.load import ablation_mask, is_ablation
+from bench.report.load import ablation_mask, ablation_rows
 
 BASELINE = "none"
 METRIC_NAMES = {"macro_f1": "macro-F1", "accuracy": "accuracy"}
@@ -241,7 +241,7 @@ def _per_view_table(df: pd.DataFrame, name: str, title: str, variants_filter, n_
 def table2(df: pd.DataFrame, n_boot: int = stats.DEFAULT_BOOT, seed: int = stats.DEFAULT_SEED) -> Table:
     """Table 2: per data set and fraction view, every method x policy (ablation variants go to Table 4)."""
     def keep(d):
-        return d["fraction"].notna() & ~d["method"].map(is_ablation).astype(bool)
+        return d["fraction"].notna() & ~ablation_rows(d)
     return _per_view_table(df, "table2", "Table 2: macro-F1 and accuracy per data set (fraction views)",
                            keep, n_boot, seed)
 
@@ -249,14 +249,14 @@ def table2(df: pd.DataFrame, n_boot: int = stats.DEFAULT_BOOT, seed: int = stats
 def table4(df: pd.DataFrame, n_boot: int = stats.DEFAULT_BOOT, seed: int = stats.DEFAULT_SEED) -> Table:
     """Table 4: DiffusionCLS ablations (and `none` as the reference), with the paired difference against
     the full method too."""
-    abl = df["method"].map(is_ablation).astype(bool)
+    abl = ablation_rows(df)
     if not abl.any():
         return Table("table4", "Table 4: DiffusionCLS ablations", pd.DataFrame(), pd.DataFrame())
     pairs = set(zip(df.loc[abl, "dataset"], df.loc[abl, "view"]))
 
     def keep(d):
         in_pair = pd.Series([(a, b) in pairs for a, b in zip(d["dataset"], d["view"])], index=d.index)
-        return in_pair & (d["method"].isin((BASELINE, "diffusioncls")) | d["method"].map(is_ablation).astype(bool))
+        return in_pair & (d["method"].isin((BASELINE, "diffusioncls")) | ablation_rows(d))
     return _per_view_table(df, "table4", "Table 4: DiffusionCLS ablations (macro-F1)", keep, n_boot, seed,
                            extra_baseline="diffusioncls")
 
