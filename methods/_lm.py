@@ -252,6 +252,23 @@ def finetune_lora(model, tok, texts: Sequence[str], cfg: TuneConfig, seed: int,
 
 
 # ------------------------------------------------------------------------------------ sampling
+GEN_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def cast_for_sampling(model, dtype: str):
+    """``model`` in ``dtype`` for generation only (fine-tuning always runs in float32).
+
+    bfloat16 samples SmolLM2-135M about 1.5x faster than float32 on a CPU with AMX/AVX512-BF16
+    (measured on one core: 2.1 -> 3.3 texts/s at batch 32, 2.5 -> 3.8 at batch 64); on a GPU it
+    is the usual inference precision. The choice is a method parameter, so it is in every cache key.
+    """
+    import torch
+
+    if dtype not in GEN_DTYPES:
+        raise ValueError(f"gen_dtype must be one of {', '.join(GEN_DTYPES)}, not {dtype!r}")
+    return model.to(getattr(torch, dtype)) if dtype != "float32" else model
+
+
 def sample_causal(model, tok, prompts: Sequence[str], num_return_sequences: int, seed: int,
                   max_new_tokens: int = 48, temperature: float = 1.0, top_p: float = 0.95, top_k: int = 0,
                   batch_size: int = 16) -> list[list[str]]:

@@ -19,11 +19,18 @@ Sketch-to-text:
 ``filter=True`` is GeniusAug-f: pseudo samples whose proxy-classifier probability for their label
 is <= ``filter_threshold`` (0.7) are dropped; the number dropped is in ``stats['filtered_out']``
 and the missing samples are shortfall (not regenerated: the paper filters, it does not resample).
+
+The generated texts (before any filtering) are cached under ``context.cache_dir('genius_samples',
+key)``, the key holding the generator (and its adapter's key), the decoding settings, the sketches,
+the counts and the seed, but not the filter: ``genius-f`` of a cell (seeded like ``genius``)
+reads what ``genius`` generated instead of sampling the same texts again, and vice versa.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import random
 import re
 from collections import Counter
@@ -32,6 +39,7 @@ from typing import Any
 from methods._lm import LORA_DEFAULTS
 from methods.base import (
     Augmenter,
+    AugmenterError,
     Example,
     MethodMeta,
     MethodUnavailable,
@@ -173,6 +181,7 @@ class Genius(Augmenter):
         "temperature": 1.0,
         "max_new_tokens": 64,
         "batch_size": 16,
+        "gen_dtype": "float32",  # float32 | bfloat16 | float16: precision of generation (not of fine-tuning)
         "filter": False,  # GeniusAug-f
         "filter_threshold": 0.7,
         # offline fine-tuning budget (LoRA; methods._lm.LORA_DEFAULTS) with this method's batch and length
@@ -192,6 +201,7 @@ class Genius(Augmenter):
         self._proxy = None
         self._fit_stats: dict[str, Any] = {}
         self._last: dict[str, Any] = {}
+        self._context = None
 
     @staticmethod
     def prompt(sketch: str) -> str:
@@ -199,8 +209,19 @@ class Genius(Augmenter):
         return f"sketch: {sketch}\ntext:"
 
     def _fit(self, train: list[Example], context) -> None:
-        from methods._lm import ModelNotAvailable, finetune_lora, load_lm, tune_config
+        from methods._lm import (
+            GEN_DTYPES,
+            ModelNotAvailable,
+            cast_for_sampling,
+            finetune_lora,
+            load_lm,
+            tune_config,
+        )
 
+        if self.params["gen_dtype"] not in GEN_DTYPES:
+            raise AugmenterError(f"genius: gen_dtype must be one of {', '.join(GEN_DTYPES)}, "
+                                 f"not {self.params['gen_dtype']!r}")
+        self._context = context
         lang = context.language
         name = self.params["model"] or DEFAULT_MODEL.get(lang, DEFAULT_MODEL["en"])
         try:
@@ -238,6 +259,8 @@ class Genius(Augmenter):
             self._fit_stats = {"lm": self._model_name, "lm_cache_key": stable_hash(key), **stats}
         else:
             self._fit_stats = {"lm": self._model_name}
+        self._model = cast_for_sampling(self._model, self.params["gen_dtype"])
+        self._fit_stats["gen_dtype"] = self.params["gen_dtype"]
 
     def substitutes(self) -> list[dict[str, str]]:
         from methods._lm import describe_model
@@ -245,7 +268,9 @@ class Genius(Augmenter):
         if self._substitute_reason:
             return [{"role": "GENIUS sketch-to-text generator", "paper": "beyondguo/genius-large (BART-large)",
                      "used": describe_model(self._model_name or "") + ", LoRA fine-tuned on sketch->text pairs "
-                             "of the train split"}]
+                             "of the train split"
+                             + (f", sampled in {self.params['gen_dtype']}" if self.params["gen_dtype"] != "float32"
+                                else "")}]
         return []
 
     def sketch(self, ex: Example) -> str:
@@ -254,10 +279,31 @@ class Genius(Augmenter):
         return self._sketcher.sketch(ex.text, ex.label)
 
     def _generate(self, pairs: list[tuple[Example, int]]) -> list[Synthetic]:
-        from methods._lm import describe_model, generate_seq2seq, sample_causal
-
         p = self.params
         sketches = [self.sketch(e) for e, _ in pairs]
+        gen_keys = ("model", "offline_model", "num_beams", "top_k", "top_p", "temperature", "max_new_tokens",
+                    "batch_size", "gen_dtype")
+        key = {"method": "genius", "version": self.meta.version, "lm": self._model_name,
+               "adapter": self._fit_stats.get("lm_cache_key"), "gen": {k: p[k] for k in gen_keys},
+               "inputs": stable_hash([[s, n] for s, (_, n) in zip(sketches, pairs)]), "seed": self.seed}
+        cdir = self._context.cache_dir("genius_samples", key) if self._context is not None else None
+        cfile = cdir / "texts.json" if cdir is not None else None
+        if cfile is not None and cfile.exists():
+            texts = {int(i): t for i, t in json.loads(cfile.read_text(encoding="utf-8")).items()}
+            samples_cached = True
+        else:
+            texts = self._sample(pairs, sketches)
+            samples_cached = False
+            if cfile is not None:
+                tmp = cfile.with_suffix(f".tmp{os.getpid()}")
+                tmp.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
+                tmp.replace(cfile)
+        return self._finish(pairs, sketches, texts, samples_cached)
+
+    def _sample(self, pairs: list[tuple[Example, int]], sketches: list[str]) -> dict[int, list[str]]:
+        from methods._lm import generate_seq2seq, sample_causal
+
+        p = self.params
         # group by count so each generate call returns the same number of sequences per input
         groups: dict[int, list[int]] = {}
         for i, (_, n) in enumerate(pairs):
@@ -278,6 +324,13 @@ class Genius(Augmenter):
                                      batch_size=int(p["batch_size"]))
             for i, o in zip(idx, outs):
                 texts[i] = o
+        return texts
+
+    def _finish(self, pairs: list[tuple[Example, int]], sketches: list[str], texts: dict[int, list[str]],
+                samples_cached: bool) -> list[Synthetic]:
+        from methods._lm import describe_model
+
+        p = self.params
         model_desc = describe_model(self._model_name or "")
         cand: list[tuple[Example, str, str, int]] = []
         empty = dup = 0
@@ -307,7 +360,8 @@ class Genius(Augmenter):
             if prob is not None:
                 prov["proxy_prob"] = round(prob, 4)
             out.append(self.synth(e, t, **prov))
-        self._last = {"generated": len(cand) + empty + dup, "empty": empty, "duplicates_dropped": dup,
+        self._last = {"generated": len(cand) + empty + dup, "samples_from_cache": samples_cached,
+                      "empty": empty, "duplicates_dropped": dup,
                       "filter": bool(p["filter"]), "filtered_out": filtered, "fit": self._fit_stats}
         if p["filter"]:
             self._last["filter_kept_rate"] = round((len(cand) - filtered) / len(cand), 4) if cand else 0.0

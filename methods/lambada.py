@@ -82,6 +82,7 @@ class Lambada(Augmenter):
         "top_p": 0.95,
         "top_k": 0,
         "gen_batch_size": 32,
+        "gen_dtype": "float32",  # float32 | bfloat16 | float16: precision of sampling (not of fine-tuning)
         "drop_train_copies": True,
         # LoRA fine-tuning budget (methods._lm.LORA_DEFAULTS) with this method's batch and length
         **LORA_DEFAULTS,
@@ -110,8 +111,17 @@ class Lambada(Augmenter):
         return f"{label}{self.params['sep']}{text}{end}"
 
     def _fit(self, train: list[Example], context) -> None:
-        from methods._lm import ModelNotAvailable, finetune_lora, load_with_fallback
+        from methods._lm import (
+            GEN_DTYPES,
+            ModelNotAvailable,
+            cast_for_sampling,
+            finetune_lora,
+            load_with_fallback,
+        )
 
+        if self.params["gen_dtype"] not in GEN_DTYPES:
+            raise AugmenterError(f"lambada: gen_dtype must be one of {', '.join(GEN_DTYPES)}, "
+                                 f"not {self.params['gen_dtype']!r}")
         lang = context.language
         name = self.params["model"] or DEFAULT_MODEL.get(lang, "gpt2")
         fallback = self.params["offline_model"] if lang in OFFLINE_LANGS else None
@@ -133,16 +143,19 @@ class Lambada(Augmenter):
                "sep": self.params["sep"], "train": examples_fingerprint(subset), "seed": self.seed}
         adapter_dir = context.cache_dir("lambada_lm", key)
         model, stats = finetune_lora(model, tok, lines, cfg, seed=self.seed, adapter_dir=adapter_dir)
-        self._model, self._tok = model, tok
+        self._model, self._tok = cast_for_sampling(model, self.params["gen_dtype"]), tok
         self._train_texts = {" ".join(e.text.split()) for e in train}
-        self._fit_stats = {"lm": used, "lm_cache_key": stable_hash(key), **stats}
+        self._fit_stats = {"lm": used, "lm_cache_key": stable_hash(key), "gen_dtype": self.params["gen_dtype"],
+                           **stats}
 
     def substitutes(self) -> list[dict[str, str]]:
         from methods._lm import describe_model
 
         if self._substitute_reason:
             return [{"role": "LAMBADA generator (causal LM)", "paper": "gpt2 (SFT GPT-2)",
-                     "used": describe_model(self._model_name or "") + ", LoRA fine-tuned"}]
+                     "used": describe_model(self._model_name or "") + ", LoRA fine-tuned"
+                             + (f", sampled in {self.params['gen_dtype']}" if self.params["gen_dtype"] != "float32"
+                                else "")}]
         return []
 
     # ------------------------------------------------------------------ generate

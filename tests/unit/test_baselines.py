@@ -215,6 +215,22 @@ def test_lambada_offline_fallback_and_needs_proxy(tmp_path, tiny_llama_dir):
         Lambada(seed=0).augment(TRAIN, 1)
 
 
+def test_lambada_bfloat16_sampling(tmp_path, tiny_llama_dir):
+    import torch
+
+    from methods.lambada import Lambada
+
+    lam = Lambada(seed=0, model=str(tiny_llama_dir), gen_dtype="bfloat16", **LORA_FAST).fit(TRAIN, ctx(tmp_path))
+    assert next(lam._model.parameters()).dtype == torch.bfloat16 and lam._fit_stats["gen_dtype"] == "bfloat16"
+    r = lam.augment(TRAIN[:3], 1)
+    assert r.produced + sum(r.shortfall.values()) == 3 and r.stats["fit"]["gen_dtype"] == "bfloat16"
+    # the adapter (trained in float32) is shared with a float32 run of the same settings
+    f32 = Lambada(seed=0, model=str(tiny_llama_dir), **LORA_FAST).fit(TRAIN, ctx(tmp_path))
+    assert f32._fit_stats["cached"] is True and next(f32._model.parameters()).dtype == torch.float32
+    with pytest.raises(AugmenterError, match="gen_dtype"):
+        Lambada(seed=0, model=str(tiny_llama_dir), gen_dtype="int3", **LORA_FAST).fit(TRAIN, ctx(tmp_path))
+
+
 # ------------------------------------------------------------------------------ GENIUS
 def test_sketch_extraction():
     from methods.genius import SketchExtractor
@@ -249,15 +265,20 @@ def test_genius_seq2seq_path_and_filter(tmp_path, tiny_bart_dir):
     assert all(x.provenance["proxy_prob"] > 0.7 for x in rf.synthetic)
     assert rf.stats["filtered_out"] == 8 - rf.produced - rf.stats["empty"] - rf.stats["duplicates_dropped"]
     assert {x.text for x in rf.synthetic} <= {x.text for x in r.synthetic}  # same samples, filtered
+    # genius-f read genius's generations from the shared cache instead of sampling them again
+    assert r.stats["samples_from_cache"] is False and rf.stats["samples_from_cache"] is True
+    other = Genius(seed=1, model=str(tiny_bart_dir), max_new_tokens=8).fit(TRAIN, ctx(tmp_path, proxy=False))
+    assert other.augment(TRAIN[:4], 2).stats["samples_from_cache"] is False  # the seed is in the key
 
 
 def test_genius_offline_causal_substitute(tmp_path, tiny_llama_dir):
     from methods.genius import Genius
 
     g = Genius(seed=0, model="no-such-org/genius", offline_model=str(tiny_llama_dir), max_train=9,
-               lora_batch_size=4, max_length=32, max_new_tokens=8)
+               lora_batch_size=4, max_length=32, max_new_tokens=8, gen_dtype="bfloat16")
     g.fit(TRAIN, ctx(tmp_path, proxy=False))
-    assert g._kind == "causal" and g._fit_stats["steps"] == 3
+    assert g._kind == "causal" and g._fit_stats["steps"] == 3 and g._fit_stats["gen_dtype"] == "bfloat16"
+    assert g.substitutes()[0]["used"].endswith("sampled in bfloat16")
     assert g.substitutes()[0]["paper"].startswith("beyondguo/genius-large")
     r = g.augment(TRAIN[:3], 1)
     assert r.produced + sum(r.shortfall.values()) == 3
