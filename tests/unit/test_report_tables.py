@@ -213,3 +213,22 @@ def test_ablations_route_to_table4_and_join_table9_and_figure5_only_across_fract
     lines = {m.split(" (")[0] for m in set().union(*drawn)}  # labels read "method (policy)"
     assert lines >= {"none", "diffusioncls-wo-nrt"}
     assert not lines & {"diffusioncls[nrt_weight=0]", "diffusioncls-wo-las[nrt_weight=0]"}
+
+
+def test_costs_samples_per_second_and_identical_share():
+    recs = []
+    for seed, (fit, aug, n, same) in enumerate([(10.0, 30.0, 200, 10), (0.0, 10.0, 100, 0)]):
+        r = fake_record(method="lambada", policy="G/E", seed=seed, n_synthetic=n)
+        r["timings"].update(fit=fit, augment=aug)
+        r["counts"]["identical_to_parent"] = same
+        recs.append(r)
+    fast = fake_record(method="aeda", policy="G/E", n_synthetic=50)
+    fast["timings"].update(fit=0.0, augment=0.01)  # too quick to give a rate
+    recs.append(fast)
+    recs.append(fake_record(method="none", seed=0))
+    tab = T.costs(frame_from_records(recs))
+    row = tab.display.set_index("method").loc["lambada"]
+    assert row["samples/s"] == "7.50"  # mean of 200/40 and 100/10
+    assert row["pseudo samples"] == "150" and row["identical to parent"] == "3.3%"  # 5 of 150
+    assert tab.display.set_index("method").loc["aeda", "samples/s"] == T.DASH
+    assert tab.display.set_index("method").loc["none", "samples/s"] == T.DASH
