@@ -17,6 +17,11 @@ requested originals of that class round-robin (each parent gets at most what was
 provenance says so (``parent_assignment: "round-robin ..."``). Per-class acceptance (kept / generated) and the
 proxy confidence of kept samples are in ``AugmentResult.stats``.
 
+A sample ends at the first separator the model generates: a lightly fine-tuned LM often writes
+``text [SEP] [SEP] @united ...`` instead of ending the line with EOS, i.e. it starts a new
+``label SEP text`` line. What follows the separator is dropped (counted as ``cut_at_sep``); version 1
+kept it, and 11% of the kept SmolLM2 samples on airline 5% carried ``[SEP]`` and a second tweet.
+
 Exact copies of a train text and duplicate samples are dropped before ranking (counted). When
 fewer usable samples than needed are left, the rest is shortfall, never padding.
 """
@@ -64,7 +69,7 @@ def stratified_subset(train: list[Example], n: int, rng) -> list[Example]:
 class Lambada(Augmenter):
     meta = MethodMeta(
         name="lambada",
-        version="1",
+        version="2",
         description="fine-tuned causal LM generates label-conditioned text; keep what the proxy classifier "
         "is most confident about",
         needs_fit=True,
@@ -172,6 +177,13 @@ class Lambada(Augmenter):
                              top_p=float(p["top_p"]), top_k=int(p["top_k"]), batch_size=per_call)
         return [t for ts in outs for t in ts][:k]
 
+    def cut_at_sep(self, text: str) -> tuple[str, bool]:
+        """``text`` up to the first generated separator (stripped), and whether it was cut."""
+        sep = self.params["sep"].strip() or self.params["sep"]
+        if sep and sep in text:
+            return " ".join(text.split(sep, 1)[0].split()), True
+        return text, False
+
     def _generate(self, pairs: list[tuple[Example, int]]) -> list[Synthetic]:
         from methods._lm import describe_model
 
@@ -188,8 +200,10 @@ class Lambada(Augmenter):
             raw = self._candidates(label, k, ci)
             seen: set[str] = set()
             cands: list[str] = []
-            empty = dup = copies = 0
+            empty = dup = copies = cut = 0
             for t in raw:
+                t, was_cut = self.cut_at_sep(t)
+                cut += was_cut
                 if not t.strip():
                     empty += 1
                 elif t in seen:
@@ -217,7 +231,7 @@ class Lambada(Augmenter):
                                       substitute=bool(self._substitute_reason), proxy_prob=round(prob, 4),
                                       rank=rank, parent_assignment="round-robin (LAMBADA samples have no natural parent)"))
             per_class[label] = {
-                "needed": need, "generated": len(raw), "empty": empty, "duplicates": dup,
+                "needed": need, "generated": len(raw), "cut_at_sep": cut, "empty": empty, "duplicates": dup,
                 "train_copies": copies, "kept": len(kept),
                 "acceptance_rate": round(len(kept) / len(raw), 4) if raw else 0.0,
                 "mean_proxy_prob_kept": round(sum(p for _, p in kept) / len(kept), 4) if kept else None,

@@ -215,6 +215,22 @@ def test_lambada_offline_fallback_and_needs_proxy(tmp_path, tiny_llama_dir):
         Lambada(seed=0).augment(TRAIN, 1)
 
 
+def test_lambada_cuts_a_sample_at_a_generated_separator(tmp_path, tiny_llama_dir):
+    from methods.lambada import Lambada
+
+    lam = Lambada(seed=0)
+    assert lam.cut_at_sep("@united late again [SEP] [SEP] @united x") == ("@united late again", True)
+    assert lam.cut_at_sep("fine flight") == ("fine flight", False)
+    assert lam.cut_at_sep("[SEP] only a second line") == ("", True)  # -> counted as empty, never kept
+    assert Lambada(seed=0, sep=" || ").cut_at_sep("a || b") == ("a", True)
+    fitted = Lambada(seed=0, model=str(tiny_llama_dir), **LORA_FAST).fit(TRAIN, ctx(tmp_path))
+    fitted._candidates = lambda label, k, slot: [f"{label} one [SEP] junk", "[SEP] x", f"{label} two"][:k]
+    r = fitted.augment(TRAIN[:1], 1)
+    pc = r.stats["per_class"][TRAIN[0].label]
+    assert pc["cut_at_sep"] == 2 and pc["empty"] == 1
+    assert all("[SEP]" not in s.text for s in r.synthetic)
+
+
 def test_lambada_bfloat16_sampling(tmp_path, tiny_llama_dir):
     import torch
 
