@@ -406,7 +406,10 @@ def costs(df: pd.DataFrame) -> Table:
                  notes=["Seconds from the records' timings; pseudo samples = counts.synthetic_produced; samples/s "
                         "= produced / (fit s + augment s) per record, then the mean (a dash where that is under "
                         "0.05 s); identical to parent = counts.identical_to_parent / produced. A cell whose "
-                        "pseudo samples came from the cache reports the timings of the run that made them."])
+                        "pseudo samples came from the run's cache reports the timings of the run that made them. "
+                        "genius and genius-f share their generations (same seed): whichever ran first paid "
+                        "for sampling, the other only for loading and filtering (method_stats.samples_from_cache "
+                        "says which)."])
 
 
 def all_tables(df: pd.DataFrame, n_boot: int = stats.DEFAULT_BOOT, seed: int = stats.DEFAULT_SEED) -> list[Table]:
