@@ -399,7 +399,8 @@ def costs(df: pd.DataFrame) -> Table:
                          "fit s": data["fit_s"].map(sec), "augment s": data["augment_s"].map(sec),
                          "train s": data["train_s"].map(sec), "total s": data["total_s"].map(sec),
                          "pseudo samples": data["synthetic"].map(lambda x: DASH if pd.isna(x) else f"{x:.0f}"),
-                         "samples/s": data["samples_per_s"].map(lambda x: DASH if pd.isna(x) else f"{x:.2f}"),
+                         "samples/s": data["samples_per_s"].map(
+                             lambda x: DASH if pd.isna(x) else f"{x:.0f}" if x >= 100 else f"{x:.2f}"),
                          "identical to parent": data["identical_share"].map(
                              lambda x: DASH if pd.isna(x) else f"{100 * x:.1f}%")}).reset_index(drop=True)
     return Table("costs", title, disp, data.reset_index(drop=True), section=["dataset", "view"],
