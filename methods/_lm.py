@@ -255,6 +255,14 @@ def finetune_lora(model, tok, texts: Sequence[str], cfg: TuneConfig, seed: int,
 GEN_DTYPES = ("float32", "bfloat16", "float16")
 
 
+def check_gen_dtype(method: str, dtype: str) -> None:
+    """Raise :class:`AugmenterError` naming the method when ``dtype`` is not one of :data:`GEN_DTYPES`."""
+    from methods.base import AugmenterError
+
+    if dtype not in GEN_DTYPES:
+        raise AugmenterError(f"{method}: gen_dtype must be one of {', '.join(GEN_DTYPES)}, not {dtype!r}")
+
+
 def cast_for_sampling(model, dtype: str):
     """``model`` in ``dtype`` for generation only (fine-tuning always runs in float32).
 

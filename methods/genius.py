@@ -39,7 +39,6 @@ from typing import Any
 from methods._lm import LORA_DEFAULTS
 from methods.base import (
     Augmenter,
-    AugmenterError,
     Example,
     MethodMeta,
     MethodUnavailable,
@@ -210,17 +209,15 @@ class Genius(Augmenter):
 
     def _fit(self, train: list[Example], context) -> None:
         from methods._lm import (
-            GEN_DTYPES,
             ModelNotAvailable,
             cast_for_sampling,
+            check_gen_dtype,
             finetune_lora,
             load_lm,
             tune_config,
         )
 
-        if self.params["gen_dtype"] not in GEN_DTYPES:
-            raise AugmenterError(f"genius: gen_dtype must be one of {', '.join(GEN_DTYPES)}, "
-                                 f"not {self.params['gen_dtype']!r}")
+        check_gen_dtype("genius", self.params["gen_dtype"])
         self._context = context
         lang = context.language
         name = self.params["model"] or DEFAULT_MODEL.get(lang, DEFAULT_MODEL["en"])

@@ -117,16 +117,14 @@ class Lambada(Augmenter):
 
     def _fit(self, train: list[Example], context) -> None:
         from methods._lm import (
-            GEN_DTYPES,
             ModelNotAvailable,
             cast_for_sampling,
+            check_gen_dtype,
             finetune_lora,
             load_with_fallback,
         )
 
-        if self.params["gen_dtype"] not in GEN_DTYPES:
-            raise AugmenterError(f"lambada: gen_dtype must be one of {', '.join(GEN_DTYPES)}, "
-                                 f"not {self.params['gen_dtype']!r}")
+        check_gen_dtype("lambada", self.params["gen_dtype"])
         lang = context.language
         name = self.params["model"] or DEFAULT_MODEL.get(lang, "gpt2")
         fallback = self.params["offline_model"] if lang in OFFLINE_LANGS else None
