@@ -263,6 +263,11 @@ def check_gen_dtype(method: str, dtype: str) -> None:
         raise AugmenterError(f"{method}: gen_dtype must be one of {', '.join(GEN_DTYPES)}, not {dtype!r}")
 
 
+def sampling_note(dtype: str) -> str:
+    """``", sampled in bfloat16"`` for a substitute's description; empty for float32 (the default)."""
+    return "" if dtype == "float32" else f", sampled in {dtype}"
+
+
 def cast_for_sampling(model, dtype: str):
     """``model`` in ``dtype`` for generation only (fine-tuning always runs in float32).
 

@@ -28,14 +28,13 @@ reads what ``genius`` generated instead of sampling the same texts again, and vi
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
 import re
 from collections import Counter
 from typing import Any
 
+from bench.records import atomic_write_json, read_json
 from methods._lm import LORA_DEFAULTS
 from methods.base import (
     Augmenter,
@@ -260,14 +259,12 @@ class Genius(Augmenter):
         self._fit_stats["gen_dtype"] = self.params["gen_dtype"]
 
     def substitutes(self) -> list[dict[str, str]]:
-        from methods._lm import describe_model
+        from methods._lm import describe_model, sampling_note
 
         if self._substitute_reason:
             return [{"role": "GENIUS sketch-to-text generator", "paper": "beyondguo/genius-large (BART-large)",
                      "used": describe_model(self._model_name or "") + ", LoRA fine-tuned on sketch->text pairs "
-                             "of the train split"
-                             + (f", sampled in {self.params['gen_dtype']}" if self.params["gen_dtype"] != "float32"
-                                else "")}]
+                             "of the train split" + sampling_note(self.params["gen_dtype"])}]
         return []
 
     def sketch(self, ex: Example) -> str:
@@ -282,22 +279,20 @@ class Genius(Augmenter):
                     "batch_size", "gen_dtype")
         key = {"method": "genius", "version": self.meta.version, "lm": self._model_name,
                "adapter": self._fit_stats.get("lm_cache_key"), "gen": {k: p[k] for k in gen_keys},
-               "inputs": stable_hash([[s, n] for s, (_, n) in zip(sketches, pairs)]), "seed": self.seed}
-        cdir = self._context.cache_dir("genius_samples", key) if self._context is not None else None
+               "inputs": stable_hash([[s, n] for s, (_, n) in zip(sketches, pairs)]), "seed": self.seed,
+               "store": "list"}
+        cdir = self._context.cache_dir("genius_samples", key)  # None when the context has no cache
         cfile = cdir / "texts.json" if cdir is not None else None
-        if cfile is not None and cfile.exists():
-            texts = {int(i): t for i, t in json.loads(cfile.read_text(encoding="utf-8")).items()}
-            samples_cached = True
+        samples_cached = cfile is not None and cfile.exists()
+        if samples_cached:
+            texts = read_json(cfile)  # one list of generations per pair, in order
         else:
             texts = self._sample(pairs, sketches)
-            samples_cached = False
             if cfile is not None:
-                tmp = cfile.with_suffix(f".tmp{os.getpid()}")
-                tmp.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
-                tmp.replace(cfile)
+                atomic_write_json(cfile, texts)
         return self._finish(pairs, sketches, texts, samples_cached)
 
-    def _sample(self, pairs: list[tuple[Example, int]], sketches: list[str]) -> dict[int, list[str]]:
+    def _sample(self, pairs: list[tuple[Example, int]], sketches: list[str]) -> list[list[str]]:
         from methods._lm import generate_seq2seq, sample_causal
 
         p = self.params
@@ -321,9 +316,9 @@ class Genius(Augmenter):
                                      batch_size=int(p["batch_size"]))
             for i, o in zip(idx, outs):
                 texts[i] = o
-        return texts
+        return [texts[i] for i in range(len(pairs))]
 
-    def _finish(self, pairs: list[tuple[Example, int]], sketches: list[str], texts: dict[int, list[str]],
+    def _finish(self, pairs: list[tuple[Example, int]], sketches: list[str], texts: list[list[str]],
                 samples_cached: bool) -> list[Synthetic]:
         from methods._lm import describe_model
 

@@ -152,13 +152,12 @@ class Lambada(Augmenter):
                            **stats}
 
     def substitutes(self) -> list[dict[str, str]]:
-        from methods._lm import describe_model
+        from methods._lm import describe_model, sampling_note
 
         if self._substitute_reason:
             return [{"role": "LAMBADA generator (causal LM)", "paper": "gpt2 (SFT GPT-2)",
                      "used": describe_model(self._model_name or "") + ", LoRA fine-tuned"
-                             + (f", sampled in {self.params['gen_dtype']}" if self.params["gen_dtype"] != "float32"
-                                else "")}]
+                             + sampling_note(self.params["gen_dtype"])}]
         return []
 
     # ------------------------------------------------------------------ generate
