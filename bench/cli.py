@@ -23,27 +23,37 @@ def _csv(s: str) -> list[str]:
     return [x.strip() for x in s.split(",") if x.strip()]
 
 
-def _parse_value(v: str) -> Any:
-    try:
-        return json.loads(v)
-    except json.JSONDecodeError:
-        return v
+def _numbers(flag: str, text: str, kind: type) -> list:
+    """``--seeds 0,1,2`` -> [0, 1, 2], with an error naming the flag and the bad item."""
+    from bench.config import ConfigError
+
+    out = []
+    for item in _csv(text):
+        try:
+            out.append(kind(item))
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise ConfigError(f"{flag}: {item!r} is not {what} (expected e.g. {flag} 0,1,2)") from None
+    if not out:
+        raise ConfigError(f"{flag}: no value given")
+    return out
 
 
 def sweep_names(spec: str) -> list[str]:
     """``diffusioncls.step_group=1,4,8`` -> ``diffusioncls[step_group=1]``, ``diffusioncls``, ... (the
     method's default value keeps the plain name, so a sweep shares the plain cells of the same run)."""
-    from bench.registry import parameterised_name, parse_value
+    from bench.api.registry import parameterised_name, parse_value
+    from bench.config import ConfigError
     from methods import METHODS
 
     key, eq, values = spec.partition("=")
     method, dot, name = key.partition(".")
     if not (eq and dot and name and values):
-        raise ValueError(f"--sweep {spec!r}: expected METHOD.KEY=V1,V2,...")
+        raise ConfigError(f"--sweep {spec!r}: expected METHOD.KEY=V1,V2,...")
     entry = METHODS.get(method)
-    defaults = {**getattr(entry.load(), "default_params", {}), **entry.params}
+    defaults = {**entry.load().default_params(), **entry.params}
     if name not in defaults:
-        raise ValueError(f"--sweep {spec!r}: {method} has no parameter {name!r} (known: {', '.join(sorted(defaults))})")
+        raise ConfigError(f"--sweep {spec!r}: {method} has no parameter {name!r} (known: {', '.join(sorted(defaults))})")
     out = []
     for v in (parse_value(x.strip()) for x in values.split(",") if x.strip()):
         out.append(method if v == defaults[name] else parameterised_name(method, name, v))
@@ -58,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a grid of cells (dataset x view x method x policy x seed)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    r.add_argument("--preset", default="quick", help="named grid (see `ls presets`); flags below override it")
+    r.add_argument("--preset", default=None, help="named grid (see `ls presets`; default quick); flags below "
+                   "override it")
+    r.add_argument("--config", default=None, metavar="FILE", help="a run configuration: RUN/manifest.json replays "
+                   "that run exactly (flags below override it), or a JSON object of RunConfig fields")
     r.add_argument("--methods", default=None, help="comma-separated method names or groups: 'all' (every method "
                    "but the ablation variants), 'ablations' (see `ls methods`)")
     r.add_argument("--datasets", default=None, help="comma-separated dataset names, or csv:PATH[:TEXT:LABEL] / "
@@ -70,12 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--n-aug", type=int, default=None, help="pseudo samples per original under G/E")
     r.add_argument("--backbone", default=None, help="classifier backbone: minilm (offline), a hub id, a local "
                    "dir, prepared:NAME, or per language en=ID,zh=ID")
-    r.add_argument("--epochs", type=int, default=None)
+    r.add_argument("--epochs", type=float, default=None,
+                   help="step budget: passes over a G/E-sized set of the view (the same steps for every method)")
     r.add_argument("--lr", type=float, default=None)
     r.add_argument("--batch-size", type=int, default=None)
     r.add_argument("--max-length", type=int, default=None)
     r.add_argument("--patience", type=int, default=None,
-                   help="early stopping: epochs without a better dev macro-F1 before training stops")
+                   help="early stopping: dev evaluations without a better macro-F1 before training stops (after "
+                   "the minimum share of the budget)")
     r.add_argument("--max-dev", type=int, default=None, help="cap the dev split (fixed stratified subsample)")
     r.add_argument("--max-test", type=int, default=None, help="cap the test split (fixed stratified subsample)")
     r.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE",
@@ -88,13 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="run directory (default runs/<preset>)")
     r.add_argument("--cache-dir", default=None, help="cache directory (default OUT/cache); share it between runs")
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    r.add_argument("--overwrite", default=None, choices=["never", "failed", "always"],
+                   help="existing records: never recompute; recompute failed ones (default); recompute all")
     r.add_argument("--continue-on-error", action="store_true", help="record failed cells and go on")
     r.add_argument("--keep-models", action="store_true", help="also save every final classifier's weights")
     r.add_argument("--dry-run", action="store_true", help="print the planned cells and exit")
     r.add_argument("--no-progress", action="store_true")
 
     ls = sub.add_parser("ls", help="list methods, datasets or presets (imports no models)")
-    ls.add_argument("what", choices=["methods", "datasets", "presets"])
+    ls.add_argument("what", choices=["methods", "datasets", "presets", "schema"],
+                    help="schema: the record schema as Markdown (docs/records.md's tables)")
 
     rep = sub.add_parser("report", help="render tables (and figures, when available) from a run directory")
     rep.add_argument("run_dir")
@@ -138,6 +156,10 @@ def cmd_ls(args) -> int:
             print(f"{'':16s} licence: {c.licence}")
             print(f"{'':16s} cite: {c.citation}")
         print("user files: csv:PATH[:TEXTCOL:LABELCOL] or jsonl:PATH[:TEXTCOL:LABELCOL]")
+    elif args.what == "schema":
+        from bench.records import schema_markdown
+
+        print(schema_markdown())
     else:
         from bench.config import PRESETS
 
@@ -152,145 +174,175 @@ def cmd_ls(args) -> int:
     return 0
 
 
-def _settings_from_args(args):
-    from bench.config import PRESETS
-    from bench.data import default_dataset
-    from bench.registry import UnknownName
+CLASSIFIER_FLAGS = ("epochs", "lr", "batch_size", "max_length", "patience")
 
-    if args.preset not in PRESETS:
-        import difflib
 
-        close = difflib.get_close_matches(args.preset, PRESETS, n=2)
-        raise UnknownName(f"unknown preset {args.preset!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-                          + f" (known: {', '.join(PRESETS)})")
-    pr = PRESETS[args.preset]
-    datasets = _csv(args.datasets) if args.datasets else list(pr.datasets or [default_dataset()])
-    fractions = [float(x) for x in _csv(args.fractions)] if args.fractions else list(pr.fractions)
-    shots = [int(x) for x in _csv(args.shots)] if args.shots else list(pr.shots)
-    if args.fractions and not args.shots:
-        shots = []
-    if args.shots and not args.fractions:
-        fractions = []
+def config_from_args(args):
+    """The run configuration: the preset (or ``--config FILE``), then the flags on top."""
+    from bench.config import ConfigError, RunConfig
+
+    if args.config and args.preset:
+        raise ConfigError("give --preset or --config, not both (a config file names its preset)")
+    base = RunConfig.from_file(args.config) if args.config else RunConfig.from_preset(args.preset or "quick")
+    return base.replace(**_flag_changes(args, base))
+
+
+def _flag_changes(args, base) -> dict[str, Any]:
+    from bench.config import views_of
+
+    ch: dict[str, Any] = {}
+    if args.datasets:
+        ch["datasets"] = tuple(_csv(args.datasets))
+    fractions = _numbers("--fractions", args.fractions, float) if args.fractions else []
+    shots = _numbers("--shots", args.shots, int) if args.shots else []
     for f in fractions:
         if not 0 < f <= 100:
-            raise ValueError(f"--fractions are percentages in (0, 100]; got {f:g}")
-    views = [f"{f:g}pct" for f in fractions] + [f"{k}shot" for k in shots]
-    if not views:
-        raise ValueError("no train view: give --fractions and/or --shots")
-    seeds = [int(x) for x in _csv(args.seeds)] if args.seeds else list(pr.seeds)
-    policies = _csv(args.policies) if args.policies else list(pr.policies)
-    for p in policies:
-        if p not in ("G/E", "B/D"):
-            raise ValueError(f"unknown policy {p!r}; expected G/E or B/D")
-    clf = dict(pr.classifier)
-    for flag, key in (("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch_size"), ("max_length", "max_length"),
-                      ("patience", "patience")):
-        v = getattr(args, flag)
-        if v is not None:
-            clf[key] = v
-    method_params: dict[str, dict[str, Any]] = {k: dict(v) for k, v in pr.method_params.items()}
-    for item in args.param:
+            from bench.config import ConfigError
+
+            raise ConfigError(f"--fractions are percentages in (0, 100]; got {f:g}")
+    if fractions or shots:
+        ch["views"] = views_of(fractions, shots)
+    if args.seeds:
+        ch["seeds"] = tuple(_numbers("--seeds", args.seeds, int))
+    if args.policies:
+        ch["policies"] = tuple(_csv(args.policies))
+    methods = _methods(args)
+    if methods:
+        ch["methods"] = tuple(methods)
+    for flag in ("n_aug", "max_dev", "max_test", "backbone"):
+        if getattr(args, flag) is not None:
+            ch[flag] = getattr(args, flag)
+    clf = {k: getattr(args, k) for k in CLASSIFIER_FLAGS if getattr(args, k) is not None}
+    if clf:
+        ch["classifier"] = {**base.classifier, **clf}
+    if args.param:
+        ch["method_params"] = _method_params(args.param, base.method_params)
+    if args.data_dir:
+        ch["data_dirs"] = {**base.data_dirs, **_data_dirs(args.data_dir)}
+    if args.out:
+        ch["out_dir"] = args.out
+        ch["cache_dir"] = args.cache_dir or str(Path(args.out) / "cache")
+    elif args.cache_dir:
+        ch["cache_dir"] = args.cache_dir
+    ch["device"] = args.device or (base.device if args.config else _default_device())
+    if args.keep_models:
+        ch["keep_models"] = True
+    if args.overwrite:
+        ch["overwrite"] = args.overwrite
+    return ch
+
+
+def _methods(args) -> list[str]:
+    from methods import METHODS
+
+    names = METHODS.resolve(args.methods) if args.methods else []
+    for spec in args.sweep:
+        names.extend(m for m in sweep_names(spec) if m not in names)
+    return names
+
+
+def _method_params(items: list[str], base: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    from bench.api.registry import parse_value
+    from bench.config import ConfigError
+
+    out = {k: dict(v) for k, v in base.items()}
+    for item in items:
         key, eq, value = item.partition("=")
         method, dot, name = key.partition(".")
         if not (eq and dot and name):
-            raise ValueError(f"--param {item!r}: expected METHOD.KEY=VALUE")
-        method_params.setdefault(method, {})[name] = _parse_value(value)
-    data_dirs = {}
-    for item in args.data_dir:
+            raise ConfigError(f"--param {item!r}: expected METHOD.KEY=VALUE")
+        out.setdefault(method, {})[name] = parse_value(value)
+    return out
+
+
+def _data_dirs(items: list[str]) -> dict[str, str]:
+    from bench.config import ConfigError
+
+    out = {}
+    for item in items:
         name, eq, d = item.partition("=")
         if not eq:
-            raise ValueError(f"--data-dir {item!r}: expected DATASET=DIR")
-        data_dirs[name] = d
-    device = args.device
-    if device is None:
-        device = "cpu"
-        try:
-            import torch
+            raise ConfigError(f"--data-dir {item!r}: expected DATASET=DIR")
+        out[name] = d
+    return out
 
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        except ImportError:
-            pass
-    out = Path(args.out or f"runs/{args.preset}")
-    from bench.runner import RunSettings
 
-    settings = RunSettings(
-        out_dir=str(out), cache_dir=str(Path(args.cache_dir) if args.cache_dir else out / "cache"),
-        classifier=clf, backbone=args.backbone or pr.backbone,
-        n_aug=args.n_aug if args.n_aug is not None else pr.n_aug,
-        max_dev=args.max_dev if args.max_dev is not None else pr.max_dev,
-        max_test=args.max_test if args.max_test is not None else pr.max_test,
-        method_params=method_params, data_dirs=data_dirs, keep_models=args.keep_models, device=device)
-    methods = args.methods or ("" if args.sweep else pr.methods)
-    return settings, datasets, views, methods, seeds, policies
+def _default_device() -> str:
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
 
 
 def cmd_run(args) -> int:
-    from dataclasses import asdict
-
     from bench import records as R
+    from bench.api.io import atomic_write_json, read_json
     from bench.runner import CellFailed, plan_cells, run_grid
-    from methods import METHODS
 
-    settings, datasets, views, methods_spec, seeds, policies = _settings_from_args(args)
-    methods = METHODS.resolve(methods_spec) if methods_spec else []
-    for spec in args.sweep:
-        methods.extend(m for m in sweep_names(spec) if m not in methods)
-    if not methods:
-        raise ValueError("no method to run: give --methods and/or --sweep")
-    for m in settings.method_params:
-        METHODS.get(m)
-    from bench.data import dataset_registry
-
-    reg = dataset_registry()
-    for d in datasets:
-        if not d.startswith(("csv:", "jsonl:")):
-            reg.get(d)
-    cells = plan_cells(datasets, views, methods, policies, seeds)
+    cfg = config_from_args(args)
+    cells = plan_cells(cfg)
     if args.dry_run:
         for c in cells:
             print(c.cell_id)
         print(f"{len(cells)} cells")
         return 0
-    out = Path(settings.out_dir)
+    out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
-    manifest = {"command": " ".join(["python -m bench", *sys.argv[1:]]), "preset": args.preset,
-                "datasets": datasets, "views": views, "methods": methods, "policies": policies, "seeds": seeds,
-                "settings": asdict(settings), "cells": [c.cell_id for c in cells], "versions": R.versions(),
-                "git": R.git_commit(), "started": R.now(), "finished": None}
-    history = R.read_json(manifest_path).get("history", []) if manifest_path.exists() else []
-    manifest["history"] = history
-    R.atomic_write_json(manifest_path, manifest)
+    command = " ".join(["python -m bench", *sys.argv[1:]])
+    manifest = {"command": command, "config": cfg.to_json(), "cells": [c.cell_id for c in cells],
+                "versions": R.versions(), "git": R.git_commit(), "started": R.now(), "finished": None}
+    manifest["history"] = read_json(manifest_path).get("history", []) if manifest_path.exists() else []
+    atomic_write_json(manifest_path, manifest)
     t0 = time.perf_counter()
-    print(f"run: {len(cells)} cells -> {out}  (backbone {settings.backbone}, device {settings.device})", flush=True)
+    print(f"run: {len(cells)} cells -> {out}  (backbone {cfg.backbone}, device {cfg.device})", flush=True)
     failed_hard = None
     try:
-        recs = run_grid(cells, settings, continue_on_error=args.continue_on_error, progress=not args.no_progress)
+        results = run_grid(cells, cfg, continue_on_error=args.continue_on_error, progress=not args.no_progress)
     except CellFailed as err:
         failed_hard = str(err)
-        recs = [R.read_json(p) for p in sorted((out / "records").glob("*.json"))]
+        results = []
+    recs = [r.record for r in results] or _all_records(out)
     wall = time.perf_counter() - t0
-    n_fail = sum(r["status"] == "failed" for r in recs)
-    n_unav = sum(r["status"] == "unavailable" for r in recs)
-    n_skip = sum(bool(r.get("_skipped")) for r in recs)
+    n_fail = sum(r.status == "failed" for r in recs)
+    n_unav = sum(r.status == "unavailable" for r in recs)
+    n_skip = sum(r.skipped for r in results)
     manifest.update({"finished": R.now(), "wall_seconds": round(wall, 1)})
     # re-read: another command may have finished in this run directory meanwhile
-    history = R.read_json(manifest_path).get("history", []) if manifest_path.exists() else history
-    manifest["history"] = history + [{"command": manifest["command"], "started": manifest["started"],
+    history = read_json(manifest_path).get("history", []) if manifest_path.exists() else manifest["history"]
+    manifest["history"] = history + [{"command": command, "started": manifest["started"],
                                       "wall_seconds": round(wall, 1), "cells": len(cells), "skipped": n_skip,
                                       "failed": n_fail}]
-    R.atomic_write_json(manifest_path, manifest)
-    subs = {json.dumps(s, sort_keys=True) for r in recs for s in r.get("substitutes", [])}
-    if subs:
-        print("offline substitutes used:")
-        for s in sorted(subs):
-            d = json.loads(s)
-            print(f"  {d['role']}: {d['used']} (paper: {d['paper']})")
+    atomic_write_json(manifest_path, manifest)
+    _print_substitutes(recs)
     print(f"done: {len(recs)} cells ({n_skip} already done, {n_unav} unavailable, {n_fail} failed) "
           f"in {wall:.0f}s; records in {out / 'records'}; next: python -m bench report {out}")
     if failed_hard:
         print(f"error: {failed_hard}", file=sys.stderr)
     return 1 if n_fail or failed_hard else 0
+
+
+def _all_records(out: Path) -> list:
+    from bench.records import RecordError, read_record
+
+    recs = []
+    for p in sorted((out / "records").glob("*.json")):
+        try:
+            recs.append(read_record(p))
+        except RecordError as err:
+            print(f"warning: {err}", file=sys.stderr)
+    return recs
+
+
+def _print_substitutes(recs) -> None:
+    subs = {json.dumps(s, sort_keys=True) for r in recs for s in r.substitutes}
+    if subs:
+        print("offline substitutes used:")
+        for s in sorted(subs):
+            d = json.loads(s)
+            print(f"  {d['role']}: {d['used']} (paper: {d['paper']})")
 
 
 def cmd_report(args) -> int:
@@ -314,11 +366,11 @@ def cmd_report(args) -> int:
 
 def cmd_prepare(args) -> int:
     if args.what == "wordnet":
-        from methods.lexicons import prepare_wordnet
+        from methods.common.lexicons import prepare_wordnet
 
         print(f"WordNet 3.0 for NLTK in {prepare_wordnet()}")
     elif args.what == "mlm":
-        from methods.diffusioncls.mlm import adapted_mlm_dir
+        from methods.common.mlm import adapted_mlm_dir
 
         d = adapted_mlm_dir(args.backbone, progress=print)
         info = d / "adaptation.json"
@@ -342,12 +394,14 @@ def cmd_prepare(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from bench.api.registry import UnknownName
+    from bench.api.types import AugmenterError
     from bench.data import DataError
-    from bench.registry import UnknownName
+    from bench.runner import ConfigConflict
 
     try:
         return {"run": cmd_run, "ls": cmd_ls, "report": cmd_report, "prepare": cmd_prepare}[args.command](args)
-    except (UnknownName, DataError, ValueError, FileNotFoundError) as err:
+    except (UnknownName, DataError, ValueError, FileNotFoundError, AugmenterError, ConfigConflict) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,4 +1,8 @@
-"""Presets: named grids of cells with classifier settings budgeted for their hardware.
+"""Presets (named grids of cells with classifier settings budgeted for their hardware) and the run
+configuration built from a preset, an optional file and command-line flags.
+
+:class:`RunConfig` is the one place a run's settings are merged and validated; the manifest of a
+run directory stores it, and ``bench run --config RUN/manifest.json`` replays that run exactly.
 
 Costs measured on this suite's 2-core CPU machines (MiniLM backbone, dynamic padding): one
 training step on a batch of 16 tweets ~0.15-0.3 s; a 5% airline view (506 tweets) trains one
@@ -8,7 +12,10 @@ figures; its wall time is logged in every manifest.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -42,7 +49,7 @@ PRESETS: dict[str, Preset] = {
         n_aug=2,
         max_dev=120,
         max_test=240,
-        classifier={"epochs": 1, "max_length": 40, "batch_size": 16, "lr": 1e-4},
+        classifier={"epochs": 1, "max_length": 40, "batch_size": 16, "lr": 1e-4, "evals": 4, "patience": 2},
     ),
     "quick": Preset(
         name="quick",
@@ -54,8 +61,10 @@ PRESETS: dict[str, Preset] = {
         n_aug=4,
         max_dev=300,
         max_test=1000,
-        # min_steps ~ the steps of a G/E set (5x the view) in 4 epochs: every method gets a comparable budget
-        classifier={"epochs": 4, "min_steps": 640, "max_length": 48, "batch_size": 16, "lr": 1e-4, "patience": 2},
+        # every method of a view: 4 passes over a G/E-sized set of the view (airline 5%: 2530 items, 633 steps), at
+        # least 640 steps; dev every 40 steps; no early stop before 320 steps, then after 4 checks without progress
+        classifier={"epochs": 4, "min_steps": 640, "evals": 16, "patience": 4, "min_train": 0.5, "max_length": 48,
+                    "batch_size": 16, "lr": 1e-4},
         # bound the LM stand-ins' cost on 2 cores (see docs/design.md for measured costs): LAMBADA samples 3x
         # (not 10x) what it needs; SmolLM2 samples in bfloat16, 64 sequences a batch (~1.8x float32 at 32)
         method_params={"lambada": {"oversample": 3, "gen_dtype": "bfloat16", "gen_batch_size": 64},
@@ -69,7 +78,9 @@ PRESETS: dict[str, Preset] = {
         fractions=(5, 20, 35, 50, 100),
         seeds=(0, 1, 2, 3, 4),
         n_aug=4,
-        classifier={"epochs": 15, "max_length": 128, "batch_size": 32, "lr": 2e-5, "patience": 3},
+        # the paper's 15 epochs of the raw set = 3 passes over a G/E set (n_aug 4): the same steps for every method
+        classifier={"epochs": 3, "evals": 15, "patience": 4, "min_train": 0.5, "max_length": 128, "batch_size": 32,
+                    "lr": 2e-5},
         backbone="en=bert-base-uncased,zh=hfl/chinese-roberta-wwm-ext",
     ),
 }
@@ -83,3 +94,174 @@ def backbone_for(spec: str, language: str) -> str:
     if language not in table:
         raise ValueError(f"backbone spec {spec!r} names no backbone for language {language!r}")
     return table[language]
+
+
+OVERWRITE = ("never", "failed", "always")
+
+
+class ConfigError(ValueError):
+    """A run configuration that cannot run (the message names the flag or field)."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What a run computes and where it writes: the grid, the classifier and method settings, the
+    data, the run and cache directories, the device and the overwrite policy.
+
+    Build it with :meth:`from_preset` / :meth:`replace` / :meth:`from_file`; it is validated on
+    construction. ``methods`` holds resolved registry names (groups such as ``all`` and sweeps are
+    expanded when the configuration is built), so a replay runs the same cells even after new
+    methods are registered.
+    """
+
+    preset: str = "quick"
+    datasets: tuple[str, ...] = ()
+    views: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    policies: tuple[str, ...] = ("G/E", "B/D")
+    n_aug: int = 4
+    max_dev: int | None = None
+    max_test: int | None = None
+    backbone: str = "minilm"
+    classifier: dict[str, Any] = field(default_factory=dict)
+    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data_dirs: dict[str, str] = field(default_factory=dict)
+    out_dir: str = "runs/quick"
+    cache_dir: str = "runs/quick/cache"
+    device: str = "cpu"
+    keep_models: bool = False
+    overwrite: str = "failed"
+
+    def __post_init__(self):
+        self.validate()
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> RunConfig:
+        """The preset's grid and settings (``overrides`` on top: field names of this class)."""
+        pr = preset(name)
+        base = {"preset": pr.name, "datasets": pr.datasets, "views": views_of(pr.fractions, pr.shots),
+                "seeds": pr.seeds, "policies": pr.policies, "n_aug": pr.n_aug, "max_dev": pr.max_dev,
+                "max_test": pr.max_test, "backbone": pr.backbone, "classifier": dict(pr.classifier),
+                "method_params": {k: dict(v) for k, v in pr.method_params.items()},
+                "out_dir": f"runs/{pr.name}", "cache_dir": f"runs/{pr.name}/cache"}
+        if "methods" not in overrides:
+            from methods import METHODS
+
+            base["methods"] = tuple(METHODS.resolve(pr.methods))
+        return cls(**{**base, **overrides})
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> RunConfig:
+        """A configuration file: a run's manifest.json (its ``config``) or a JSON file of fields."""
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"--config {path}: cannot read it ({err})") from None
+        if isinstance(raw, dict) and isinstance(raw.get("config"), dict):
+            raw = raw["config"]
+        if not isinstance(raw, dict):
+            raise ConfigError(f"--config {path}: expected a JSON object of configuration fields")
+        return cls.from_json(raw, where=f"--config {path}")
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any], where: str = "configuration") -> RunConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(raw) - names
+        if unknown:
+            raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(names)}")
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        return cls(**kw)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Every check of a configuration, in one place; errors name the flag."""
+        if not self.datasets:
+            raise ConfigError("no data set: give --datasets")
+        if not self.views:
+            raise ConfigError("no train view: give --fractions and/or --shots")
+        for v in self.views:
+            _check_view(v)
+        if not self.methods:
+            raise ConfigError("no method to run: give --methods and/or --sweep")
+        if not self.seeds:
+            raise ConfigError("--seeds: give at least one seed")
+        dup = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+        if dup:
+            raise ConfigError(f"--seeds: seed(s) {dup} repeated; each seed is one paired replicate")
+        for p in self.policies:
+            if p not in ("G/E", "B/D"):
+                raise ConfigError(f"--policies: unknown policy {p!r}; expected G/E or B/D")
+        if self.n_aug < 1:
+            raise ConfigError(f"--n-aug must be at least 1, got {self.n_aug}")
+        for name, cap in (("--max-dev", self.max_dev), ("--max-test", self.max_test)):
+            if cap is not None and cap < 1:
+                raise ConfigError(f"{name} must be at least 1, got {cap}")
+        if self.overwrite not in OVERWRITE:
+            raise ConfigError(f"--overwrite must be one of {', '.join(OVERWRITE)}, not {self.overwrite!r}")
+        self._check_classifier()
+        self._check_methods()
+        self._check_datasets()
+
+    def _check_methods(self) -> None:
+        """Every method is registered and its parameters (``--param``) exist and have the right type."""
+        from bench.api.types import AugmenterError
+        from methods import METHODS
+
+        for name in (*self.methods, *self.method_params):
+            entry = METHODS.get(name)  # UnknownName with "did you mean"
+            cls = entry.load()
+            params = {**entry.params, **self.method_params.get(entry.base_name, {}),
+                      **self.method_params.get(name, {}), **entry.overrides}
+            try:
+                cls.Params.from_dict(name, params)
+            except AugmenterError as err:
+                raise ConfigError(f"--param: {err}") from None
+
+    def _check_datasets(self) -> None:
+        from bench.data import dataset_registry
+
+        reg = dataset_registry()
+        for d in self.datasets:
+            if not d.startswith(("csv:", "jsonl:")):
+                reg.get(d)
+
+    def _check_classifier(self) -> None:
+        from bench.classifier import ClassifierConfig
+
+        known = {f.name for f in dataclasses.fields(ClassifierConfig)} - {"backbone", "device"}
+        unknown = set(self.classifier) - known
+        if unknown:
+            raise ConfigError(f"classifier setting(s) {sorted(unknown)} unknown; known: {sorted(known)}")
+
+
+def preset(name: str) -> Preset:
+    if name not in PRESETS:
+        import difflib
+
+        close = difflib.get_close_matches(name, PRESETS, n=2)
+        raise ConfigError(f"unknown preset {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+                          + f" (known: {', '.join(PRESETS)})")
+    return PRESETS[name]
+
+
+def views_of(fractions, shots) -> tuple[str, ...]:
+    """Percent fractions and shot counts -> view names (``5pct``, ``10shot``)."""
+    return tuple([f"{float(f):g}pct" for f in fractions] + [f"{int(k)}shot" for k in shots])
+
+
+def _check_view(view: str) -> None:
+    from bench.data import ViewSpec
+
+    try:
+        ViewSpec.parse(view)
+    except ValueError as err:
+        flag = "--shots" if view.endswith("shot") else "--fractions"
+        raise ConfigError(f"{flag}: {err}") from None

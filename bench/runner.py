@@ -1,49 +1,65 @@
-"""Cells and their execution.
+"""Cells and their stages.
 
-A cell = dataset x train view x method x policy x seed. ``run_cell`` is a pure function of a
-picklable :class:`CellSpec` and :class:`RunSettings`: it reads and writes only the cache and
-the run directory, so any executor (this process, a pool, or a distributed engine such as
-Ray, whose task would call ``run_cell`` unchanged) produces the same records.
+A cell = dataset x train view x method x policy x seed. :func:`run_cell` is a pure function of a
+picklable :class:`CellSpec` and :class:`~bench.config.RunConfig`: it reads and writes only the cache
+and the run directory, so any executor (this process, a process pool, Ray) produces the same
+records. It runs the cell's stages in order, each a short function:
 
-Stages and their cache (content-hashed, under ``settings.cache_dir``):
-
-* split       -> ``splits/<dataset>-<hash>.json`` (the ids of train/dev/test: the record of the split)
-* proxy       -> ``classifiers/<hash>/`` the ``none`` classifier of (dataset, view, seed, classifier
-                 config); it is the ``none`` cell's model and every method's proxy, trained once
-* synthetic   -> ``synthetic/<hash>.jsonl`` + ``.json`` (stats) per (method, version, params, policy,
-                 view, seeds, proxy)
-* final model -> the record itself is the cached result of the cell (``--keep-models`` keeps weights)
-
-A record is written atomically when its cell ends; a rerun skips cells whose record exists
-with the same ``config_hash`` (failed cells are retried).
+* cache check -> :func:`check_record` against the ``--overwrite`` policy (``never``: keep every
+  record; ``failed``, the default: recompute failed cells; ``always``: recompute every cell of the
+  command, stage caches still serving what they hold);
+* data        -> :func:`cell_data`: splits (``cache/splits/<dataset>-<hash>.json`` records the ids),
+  the seeded train view, capped dev/test;
+* proxy       -> :func:`get_proxy`: the ``none`` classifier of (dataset, view, seed, classifier config)
+  under ``cache/classifiers/<hash>/``; the ``none`` cell's model and every method's proxy;
+* synthetic   -> :func:`get_synthetic`: fit + augment, cached as ``cache/synthetic/<hash>.jsonl`` + ``.json``
+  per (method, version, params, policy, view, seed, proxy);
+* train       -> :func:`train_final`: the cell's classifier on originals + pseudo samples;
+* evaluate    -> test scored once; the record is written atomically (``records/<cell_id>.json``).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import random
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import data as D
-from bench.classifier import ClassifierConfig, TrainedClassifier, backbone_substitute, train_classifier
-from bench.config import backbone_for
-from bench.records import SCHEMA, atomic_write_json, atomic_write_text, git_commit, now, read_json, versions
-from bench.seeding import derive
-from methods import METHODS
-from methods.base import (
+from bench.api import (
     Augmenter,
     Example,
     FitContext,
     MethodUnavailable,
     Synthetic,
+    derive,
     examples_fingerprint,
     stable_hash,
 )
+from bench.api.hub import backbone_substitute
+from bench.api.io import atomic_write_json, atomic_write_text, read_json
+from bench.classifier import PROTOCOL, ClassifierConfig, TrainedClassifier, train_classifier
+from bench.config import RunConfig, backbone_for
+from bench.records import (
+    SCHEMA,
+    CellRecord,
+    Counts,
+    DevInfo,
+    MethodInfo,
+    Metrics,
+    RecordError,
+    Seeds,
+    git_commit,
+    now,
+    read_record,
+    versions,
+)
+from methods import METHODS
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,27 @@ class CellSpec:
     def cell_id(self) -> str:
         return f"{dataset_label(self.dataset)}__{self.view}__{self.method}__{self.policy.replace('/', '-')}__s{self.seed}"
 
+    @property
+    def group(self) -> tuple[str, str, int]:
+        """The cells that share a view and a proxy classifier: (dataset, view, seed)."""
+        return self.dataset, self.view, self.seed
+
+
+@dataclass
+class CellResult:
+    """What running a cell gave: its record, and whether it was already there (not recomputed)."""
+
+    record: CellRecord
+    skipped: bool = False
+
+
+class CellFailed(RuntimeError):
+    pass
+
+
+class ConfigConflict(RuntimeError):
+    """The run directory holds records of these cells made with another configuration."""
+
 
 def dataset_label(spec: str) -> str:
     """A file-name-safe short name: ``csv:/a/b/tiny.csv:t:l`` -> ``csv-tiny.csv``."""
@@ -67,61 +104,36 @@ def dataset_label(spec: str) -> str:
     return spec.replace("/", "-").replace(":", "-")
 
 
-@dataclass(frozen=True)
-class RunSettings:
-    out_dir: str
-    cache_dir: str
-    classifier: dict[str, Any] = field(default_factory=dict)
-    backbone: str = "minilm"
-    n_aug: int = 4
-    max_dev: int | None = None
-    max_test: int | None = None
-    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    data_dirs: dict[str, str] = field(default_factory=dict)
-    keep_models: bool = False
-    device: str = "cpu"
-
-
-class CellFailed(RuntimeError):
-    pass
-
-
 # ------------------------------------------------------------------------------------ planning
 
 
-def plan_cells(datasets: Iterable[str], views: Iterable[str], methods: Iterable[str], policies: Iterable[str],
-               seeds: Iterable[int]) -> list[CellSpec]:
-    """All cells of a grid, ``none`` first for each (dataset, view, seed) so the proxy is trained once."""
+def plan_cells(cfg: RunConfig) -> list[CellSpec]:
+    """All cells of a configuration, ``none`` first for each (dataset, view, seed)."""
     cells = []
-    methods = list(methods)
-    for ds in datasets:
-        for view in views:
-            for seed in seeds:
-                for m in methods:
-                    entry = METHODS.get(m)
-                    pols = _policies_for(entry, list(policies))
-                    for p in pols:
+    for ds in cfg.datasets:
+        for view in cfg.views:
+            for seed in cfg.seeds:
+                for m in cfg.methods:
+                    for p in policies_for(m, cfg.policies):
                         cells.append(CellSpec(ds, view, m, p, int(seed)))
-    order = {"none": 0}
-    return sorted(cells, key=lambda c: (c.dataset, c.view, c.seed, order.get(c.method, 1)))
+    return sorted(cells, key=lambda c: (c.dataset, c.view, c.seed, c.method != "none"))
 
 
 @functools.lru_cache(maxsize=64)
-def _method_class(name: str):
+def method_class(name: str) -> type[Augmenter]:
     return METHODS.get(name).load()
 
 
-def _policies_for(entry, requested: list[str]) -> list[str]:
-    cls = _method_class(entry.name)
-    supported = cls.meta.policies
+def policies_for(method: str, requested: Iterable[str]) -> list[str]:
+    """The requested policies the method supports; a method that supports none of them runs its own
+    (resample: B/D only; none: '-')."""
+    supported = method_class(method).meta.policies
     if supported == ("-",):
         return ["-"]
-    chosen = [p for p in requested if p in supported]
-    # a method that supports none of the requested policies runs its own (resample: B/D only)
-    return chosen or list(supported)
+    return [p for p in requested if p in supported] or list(supported)
 
 
-# ------------------------------------------------------------------------------------ stages
+# ------------------------------------------------------------------------------------ data
 
 
 @functools.lru_cache(maxsize=8)
@@ -129,9 +141,9 @@ def _splits(dataset: str, data_dirs_json: str) -> D.Splits:
     return D.load_dataset(dataset, json.loads(data_dirs_json))
 
 
-def get_splits(dataset: str, settings: RunSettings) -> D.Splits:
-    s = _splits(dataset, json.dumps(settings.data_dirs, sort_keys=True))
-    path = Path(settings.cache_dir) / "splits" / f"{dataset_label(dataset)}-{s.fingerprint()}.json"
+def get_splits(dataset: str, cfg: RunConfig) -> D.Splits:
+    s = _splits(dataset, json.dumps(cfg.data_dirs, sort_keys=True))
+    path = Path(cfg.cache_dir) / "splits" / f"{dataset_label(dataset)}-{s.fingerprint()}.json"
     if not path.exists():
         atomic_write_json(path, {"dataset": dataset, "notes": s.notes,
                                  "train": [e.id for e in s.train], "dev": [e.id for e in s.dev],
@@ -153,48 +165,170 @@ class CellData:
         seen = {e.label for e in self.splits.train}
         return tuple(x for x in lab if x in seen) if lab else tuple(sorted(seen))
 
+    @property
+    def language(self) -> str:
+        return self.splits.card.language
 
-def cell_data(cell: CellSpec, settings: RunSettings) -> CellData:
-    s = get_splits(cell.dataset, settings)
+
+def cell_data(cell: CellSpec, cfg: RunConfig) -> CellData:
+    s = get_splits(cell.dataset, cfg)
     vseed = derive(cell.seed, "view", cell.dataset)
     train = D.make_view(s.train, D.ViewSpec.parse(cell.view), vseed)
-    dev = D.cap(s.dev, settings.max_dev, "dev")
-    test = D.cap(s.test, settings.max_test, "test")
+    dev = D.cap(s.dev, cfg.max_dev, "dev")
+    test = D.cap(s.test, cfg.max_test, "test")
     return CellData(s, train, dev, test, vseed)
 
 
-def classifier_config(cell: CellSpec, settings: RunSettings, language: str, overrides: dict | None = None
-                      ) -> ClassifierConfig:
-    base = {**settings.classifier, **(overrides or {})}
-    base["backbone"] = backbone_for(settings.backbone, language)
-    base["device"] = settings.device
-    return ClassifierConfig(**base)
+# ------------------------------------------------------------------------------------ settings
 
 
-def proxy_key(cell: CellSpec, cd: CellData, cfg: ClassifierConfig) -> str:
+def classifier_config(cfg: RunConfig, language: str, overrides: dict | None = None) -> ClassifierConfig:
+    base = {**cfg.classifier, **(overrides or {})}
+    return ClassifierConfig(**base, backbone=backbone_for(cfg.backbone, language), device=cfg.device)
+
+
+def make_augmenter(cell: CellSpec, cfg: RunConfig) -> Augmenter:
+    """The cell's augmenter. Parameters: registered defaults < ``--param`` for the registered name <
+    ``--param`` for this exact name < the name's own bracketed values. Variants share their family's
+    seed (common random numbers: paired comparisons, and a step sweep or an ablation reuses the base's
+    diffusion LM and mask draws)."""
+    entry = METHODS.get(cell.method)
+    params = {**entry.params, **cfg.method_params.get(entry.base_name, {}),
+              **cfg.method_params.get(cell.method, {}), **entry.overrides}
+    cls = method_class(cell.method)
+    family = cls.seed_family or cls.meta.name
+    return cls(seed=derive(cell.seed, "augment", family), **params)
+
+
+def train_seed(cell: CellSpec) -> int:
+    return derive(cell.seed, "train")
+
+
+def proxy_key(cell: CellSpec, cd: CellData, clf: ClassifierConfig) -> str:
     return stable_hash({"stage": "proxy", "data": examples_fingerprint(cd.train), "dev": examples_fingerprint(cd.dev),
-                        "labels": cd.labels, "cfg": cfg.key(), "seed": derive(cell.seed, "train")})
+                        "labels": cd.labels, "cfg": clf.key(), "seed": train_seed(cell)})
 
 
-def get_proxy(cell: CellSpec, cd: CellData, settings: RunSettings, timings: dict[str, float]
-              ) -> tuple[TrainedClassifier, dict[str, Any]]:
+def config_hash(cell: CellSpec, cfg: RunConfig, aug: Augmenter, clf: ClassifierConfig, split_fp: str) -> str:
+    """Everything that determines a cell's result (not where it is written, nor the device)."""
+    return stable_hash({"cell": asdict(cell), "method": [aug.meta.name, aug.meta.version, aug.params, aug.seed],
+                        "cfg": clf.key(), "n_aug": cfg.n_aug, "max_dev": cfg.max_dev, "max_test": cfg.max_test,
+                        "split": split_fp, "schema": SCHEMA})
+
+
+def record_path(cell: CellSpec, cfg: RunConfig) -> Path:
+    return Path(cfg.out_dir) / "records" / f"{cell.cell_id}.json"
+
+
+# ------------------------------------------------------------------------------------ stages
+
+
+@dataclass
+class Cell:
+    """One cell being run: its spec, data, augmenter, classifier settings and the record it fills."""
+
+    spec: CellSpec
+    cfg: RunConfig
+    data: CellData
+    aug: Augmenter
+    clf: ClassifierConfig
+    record: CellRecord
+    timings: dict[str, float] = field(default_factory=dict)
+    _proxy: TrainedClassifier | None = None
+    _proxy_info: dict[str, Any] | None = None
+
+    def timed(self, stage: str, t0: float) -> None:
+        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
+
+    def proxy(self) -> TrainedClassifier:
+        if self._proxy is None:
+            self._proxy, self._proxy_info = get_proxy(self)
+        return self._proxy
+
+    def fit_context(self) -> FitContext:
+        return FitContext(language=self.data.language, labels=self.data.labels, seed=self.aug.seed,
+                          backbone=self.clf.backbone, cache_root=Path(self.cfg.cache_dir) / "methods",
+                          proxy_factory=self.proxy, device=self.cfg.device,
+                          proxy_key=proxy_key(self.spec, self.data, self.base_clf()))
+
+    def base_clf(self) -> ClassifierConfig:
+        """The classifier settings of the proxy (no method's overrides)."""
+        return classifier_config(self.cfg, self.data.language)
+
+
+def open_cell(spec: CellSpec, cfg: RunConfig) -> Cell:
+    """Data, augmenter and settings of a cell, and its record's identity fields."""
+    t0 = time.perf_counter()
+    cd = cell_data(spec, cfg)
+    aug = make_augmenter(spec, cfg)
+    clf = classifier_config(cfg, cd.language, aug.classifier_options())
+    vs = D.ViewSpec.parse(spec.view)
+    entry = METHODS.get(spec.method)
+    rec = CellRecord(
+        cell_id=spec.cell_id, dataset=dataset_label(spec.dataset), view=spec.view, method=spec.method,
+        policy=spec.policy, seed=spec.seed, language=cd.language, fraction=vs.fraction, shots=vs.shots,
+        seeds=Seeds(view=cd.view_seed, augment=aug.seed, train=train_seed(spec)),
+        config_hash=config_hash(spec, cfg, aug, clf, cd.splits.fingerprint()), backbone=clf.backbone,
+        classifier=clf.key(), method_info=method_info(aug, entry.facts()))
+    cell = Cell(spec, cfg, cd, aug, clf, rec)
+    cell.timed("data", t0)
+    return cell
+
+
+def method_info(aug: Augmenter, facts: dict[str, Any]) -> MethodInfo:
+    d = aug.describe()
+    return MethodInfo(name=facts["name"], base=facts["base"], family=facts["family"], axes=d["axes"],
+                      overrides=facts["overrides"], tags=facts["tags"],
+                      plugin=facts["plugin"], version=d["version"], params=d["params"], seed=d["seed"],
+                      needs_fit=d["needs_fit"], languages=d["languages"], citation=d["citation"],
+                      substitutes=d["substitutes"])
+
+
+def check_record(cell: Cell) -> CellRecord | None:
+    """The existing record to keep under the overwrite policy, or None to (re)compute the cell.
+
+    A record made with another configuration is a :class:`ConfigConflict` unless the policy is
+    ``always``: a run directory holds one configuration per cell id.
+    """
+    path = record_path(cell.spec, cell.cfg)
+    if not path.exists() or cell.cfg.overwrite == "always":
+        return None
+    try:
+        old = read_record(path)
+    except RecordError:
+        return None  # a damaged record is recomputed
+    if old.config_hash != cell.record.config_hash:
+        raise ConfigConflict(f"{path} was made with another configuration (config hash {old.config_hash} vs "
+                             f"{cell.record.config_hash} now); write to another --out, or pass --overwrite "
+                             f"always to replace it")
+    if cell.cfg.overwrite == "never" or old.status in ("ok", "unavailable"):
+        return old
+    return None
+
+
+def get_proxy(cell: Cell) -> tuple[TrainedClassifier, dict[str, Any]]:
     """The ``none`` classifier of this (dataset, view, seed): trained once, then loaded from the cache."""
-    cfg = classifier_config(cell, settings, cd.splits.card.language)
-    d = Path(settings.cache_dir) / "classifiers" / proxy_key(cell, cd, cfg)
+    clf_cfg = cell.base_clf()
+    d = Path(cell.cfg.cache_dir) / "classifiers" / proxy_key(cell.spec, cell.data, clf_cfg)
     t0 = time.perf_counter()
     if (d / "bench_classifier.json").exists() and (d / "train_result.json").exists():
-        clf = TrainedClassifier.load(d, device=settings.device)
-        info = read_json(d / "train_result.json")
-        info["from_cache"] = True
+        clf = TrainedClassifier.load(d, device=cell.cfg.device)
+        info = {**read_json(d / "train_result.json"), "from_cache": True}
     else:
-        res = train_classifier(cd.train, cd.dev, cd.labels, cfg, seed=derive(cell.seed, "train"))
+        res = train_classifier(cell.data.train, cell.data.dev, cell.data.labels, clf_cfg, seed=train_seed(cell.spec),
+                               budget_items=budget_items(cell))
         res.classifier.save(d)
-        info = {"history": res.history, "best_epoch": res.best_epoch, "steps": res.steps,
-                "train_seconds": res.train_seconds, "from_cache": False}
+        info = {**asdict(dev_info(res)), "train_seconds": res.train_seconds, "from_cache": False}
         atomic_write_json(d / "train_result.json", info)
         clf = res.classifier
-    timings["proxy"] = timings.get("proxy", 0.0) + time.perf_counter() - t0
+    cell.timed("proxy", t0)
     return clf, info
+
+
+def budget_items(cell: Cell) -> int:
+    """What sizes the view's step budget: a G/E set of the view (``n_view * (1 + n_aug)``), the same
+    for every method of the view whatever it generates."""
+    return len(cell.data.train) * (1 + cell.cfg.n_aug)
 
 
 def policy_counts(examples: list[Example], policy: str, n_aug: int, seed: int) -> list[int]:
@@ -209,177 +343,161 @@ def policy_counts(examples: list[Example], policy: str, n_aug: int, seed: int) -
             by.setdefault(e.label, []).append(i)
         top = max(len(v) for v in by.values())
         counts = [0] * len(examples)
-        import random
-
         for label, idx in sorted(by.items()):
-            need = top - len(idx)
             order = list(idx)
             random.Random(derive(seed, "bd", label)).shuffle(order)
-            for k in range(need):
+            for k in range(top - len(idx)):
                 counts[order[k % len(order)]] += 1
         return counts
     raise ValueError(f"unknown policy {policy!r}; expected G/E, B/D or -")
 
 
-def make_augmenter(cell: CellSpec, settings: RunSettings) -> Augmenter:
-    entry = METHODS.get(cell.method)
-    # registered defaults < --param for the registered name < --param for this exact name < [bracketed]
-    params = {**entry.params, **settings.method_params.get(entry.base or cell.method, {}),
-              **settings.method_params.get(cell.method, {}), **entry.overrides}
-    # variants share their family's seed (common random numbers: paired comparisons, and a step sweep or
-    # an ablation reuses the base's diffusion LM and mask draws): the class's seed_family, else meta.name
-    cls = _method_class(cell.method)
-    family = getattr(cls, "seed_family", None) or cls.meta.name
-    return cls(seed=derive(cell.seed, "augment", family), **params)
+def synthetic_path(cell: Cell) -> Path:
+    aug = cell.aug
+    key = stable_hash({"stage": "synthetic", "method": [aug.meta.name, aug.meta.version, aug.params],
+                       "policy": cell.spec.policy, "n_aug": cell.cfg.n_aug, "view": examples_fingerprint(cell.data.train),
+                       "seed": aug.seed, "proxy": proxy_key(cell.spec, cell.data, cell.base_clf())})
+    return Path(cell.cfg.cache_dir) / "synthetic" / f"{key}.jsonl"
 
 
-def _write_jsonl(path: Path, items: list[Synthetic]) -> None:
+def write_jsonl(path: Path, items: list[Synthetic]) -> None:
     atomic_write_text(path, "".join(json.dumps(s.to_json(), ensure_ascii=False) + "\n" for s in items))
 
 
-def _read_jsonl(path: Path) -> list[Synthetic]:
+def read_jsonl(path: Path) -> list[Synthetic]:
     return [Synthetic.from_json(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-# ------------------------------------------------------------------------------------ the cell
+def get_synthetic(cell: Cell, ctx: FitContext) -> tuple[list[Synthetic], dict[str, Any]]:
+    """Fit the augmenter and make the cell's pseudo samples, or read them from the cache."""
+    path = synthetic_path(cell)
+    meta = path.with_suffix(".json")
+    if path.exists() and meta.exists():
+        stats = {**read_json(meta), "from_cache": True}
+        cell.timings.update({k: v for k, v in stats.get("timings", {}).items() if k in ("fit", "augment")})
+        return read_jsonl(path), stats
+    t0 = time.perf_counter()
+    cell.aug.fit(cell.data.train, ctx)
+    cell.timed("fit", t0)
+    t0 = time.perf_counter()
+    res = cell.aug.augment(cell.data.train, policy_counts(cell.data.train, cell.spec.policy, cell.cfg.n_aug,
+                                                           cell.aug.seed))
+    cell.timed("augment", t0)
+    stats = {"requested": res.requested, "produced": res.produced, "shortfall": sum(res.shortfall.values()),
+             "method_stats": res.stats, "substitutes": cell.aug.substitutes(),
+             "timings": {"fit": cell.timings["fit"], "augment": cell.timings["augment"]}}
+    write_jsonl(path, res.synthetic)
+    atomic_write_json(meta, stats)
+    return res.synthetic, stats
 
 
-def config_hash(cell: CellSpec, settings: RunSettings, aug: Augmenter, cfg: ClassifierConfig, fp: str) -> str:
-    return stable_hash({"cell": asdict(cell), "method": [aug.meta.name, aug.meta.version, aug.params],
-                        "cfg": cfg.key(), "n_aug": settings.n_aug, "max_dev": settings.max_dev,
-                        "max_test": settings.max_test, "split": fp, "schema": SCHEMA})
+def synthetic_counts(cell: Cell, synthetic: list[Synthetic], stats: dict[str, Any]) -> None:
+    c = cell.record.counts
+    c.synthetic_requested, c.synthetic_produced = stats["requested"], stats["produced"]
+    c.shortfall = stats["shortfall"]
+    c.identical_to_parent = stats["method_stats"].get("identical_to_parent")
+    c.synthetic_label_counts = D.label_counts(synthetic)
 
 
-def record_path(cell: CellSpec, settings: RunSettings) -> Path:
-    return Path(settings.out_dir) / "records" / f"{cell.cell_id}.json"
+def train_final(cell: Cell, synthetic: list[Synthetic], ctx: FitContext, fitted: bool) -> TrainedClassifier:
+    """The cell's classifier: the proxy itself for ``none``; else originals + pseudo samples (with the
+    method's classifier options and, for reflective generation, its batch hook)."""
+    if cell.spec.method == "none":
+        clf = cell.proxy()
+        info = dict(cell._proxy_info or {})
+        cell.timings["train"] = 0.0 if info.pop("from_cache", False) else info.get("train_seconds", 0.0)
+        info.pop("train_seconds", None)
+        cell.record.dev = DevInfo(**info)
+        return clf
+    hook = None
+    if cell.aug.online:
+        if not fitted:
+            cell.aug.fit(cell.data.train, ctx)
+        hook = cell.aug.make_batch_hook()
+    t0 = time.perf_counter()
+    res = train_classifier(cell.data.train, cell.data.dev, cell.data.labels, cell.clf, seed=train_seed(cell.spec),
+                           synthetic=synthetic, batch_hook=hook, budget_items=budget_items(cell))
+    cell.timed("train", t0)
+    if hook is not None:
+        cell.record.counts.online_synthetic = cell.aug.online_stats()
+    if cell.cfg.keep_models:
+        res.classifier.save(Path(cell.cfg.out_dir) / "models" / cell.spec.cell_id)
+    cell.record.dev = dev_info(res)
+    return res.classifier
 
 
-def run_cell(cell: CellSpec, settings: RunSettings, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
-    """Run one cell (or return its existing record); always returns a record, never raises for a method."""
+def dev_info(res) -> DevInfo:
+    """The record's account of a training run: schedule, steps, the dev curve, the chosen step."""
+    best = next((h for h in res.history if h["step"] == res.best_step), {})
+    return DevInfo(macro_f1=best.get("dev_macro_f1"), accuracy=best.get("dev_accuracy"), protocol=PROTOCOL,
+                   best_step=res.best_step, steps_run=res.steps, budget_steps=res.schedule.total_steps,
+                   eval_every=res.schedule.eval_every, evaluations=len(res.history),
+                   stopped_early=res.stopped_early, history=res.history, training=res.stats)
+
+
+def evaluate(cell: Cell, clf: TrainedClassifier) -> None:
+    t0 = time.perf_counter()
+    m = clf.evaluate(cell.data.test)
+    cell.timed("evaluate", t0)
+    cell.record.metrics = Metrics(macro_f1=m["macro_f1"], accuracy=m["accuracy"], per_class_f1=m["per_class_f1"],
+                                  n=m["n"])
+
+
+def run_stages(cell: Cell) -> None:
+    """Synthetic set, final classifier, test score: fills ``cell.record``."""
+    cd = cell.data
+    cell.record.counts = Counts(train=len(cd.train), dev=len(cd.dev), test=len(cd.test),
+                                train_label_counts=D.label_counts(cd.train))
+    subs = [s for s in [backbone_substitute(cell.clf.backbone, cd.language)] if s]
+    ctx = cell.fit_context()
+    synthetic: list[Synthetic] = []
+    fitted = False
+    if cell.spec.method != "none":
+        synthetic, stats = get_synthetic(cell, ctx)
+        fitted = not stats.get("from_cache")
+        subs.extend(stats.get("substitutes", []))
+        synthetic_counts(cell, synthetic, stats)
+        cell.record.method_stats = stats["method_stats"]
+        cell.record.synthetic_path = _relative(synthetic_path(cell), Path(cell.cfg.out_dir))
+    evaluate(cell, train_final(cell, synthetic, ctx, fitted))
+    cell.record.substitutes = _dedupe(subs)
+    cell.record.status = "ok"
+
+
+def run_cell(spec: CellSpec, cfg: RunConfig) -> CellResult:
+    """Run one cell (or return its existing record); always returns a record, never raises for a method
+    (a :class:`ConfigConflict` is raised: it is the run directory's problem, not the cell's)."""
     t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    base = {"schema": SCHEMA, "cell_id": cell.cell_id, **asdict(cell), "status": "failed", "reason": None}
+    cell = None
+    rec = CellRecord(cell_id=spec.cell_id, dataset=dataset_label(spec.dataset), view=spec.view, method=spec.method,
+                     policy=spec.policy, seed=spec.seed)
     try:
-        t0 = time.perf_counter()
-        cd = cell_data(cell, settings)
-        timings["data"] = time.perf_counter() - t0
-        card = cd.splits.card
-        aug = make_augmenter(cell, settings)
-        cfg = classifier_config(cell, settings, card.language, aug.classifier_options())
-        chash = config_hash(cell, settings, aug, cfg, cd.splits.fingerprint())
-        path = record_path(cell, settings)
-        if path.exists():
-            old = read_json(path)
-            same_seed = (old.get("seeds") or {}).get("augment", aug.seed) == aug.seed
-            if old.get("config_hash") == chash and same_seed and old.get("status") in ("ok", "unavailable"):
-                old["_skipped"] = True
-                return old
-        vs = D.ViewSpec.parse(cell.view)
-        base.update({"dataset": dataset_label(cell.dataset),
-                     "language": card.language, "fraction": vs.fraction, "shots": vs.shots,
-                     "seeds": {"view": cd.view_seed, "augment": aug.seed, "train": derive(cell.seed, "train")},
-                     "config_hash": chash, "backbone": cfg.backbone, "classifier": cfg.key(),
-                     "method_info": aug.describe()})
-        counts: dict[str, Any] = {"train": len(cd.train), "dev": len(cd.dev), "test": len(cd.test),
-                                  "train_label_counts": D.label_counts(cd.train)}
-        subs = [x for x in [backbone_substitute(cfg.backbone, card.language)] if x]
-
-        proxy_holder: dict[str, Any] = {}
-
-        def proxy_factory():
-            if "clf" not in proxy_holder:
-                proxy_holder["clf"], proxy_holder["info"] = get_proxy(cell, cd, settings, timings)
-            return proxy_holder["clf"]
-
-        # ---- augment (cached) ------------------------------------------------------------
-        synthetic: list[Synthetic] = []
-        stats: dict[str, Any] = {}
-        pkey = proxy_key(cell, cd, classifier_config(cell, settings, card.language))
-        ctx = FitContext(language=card.language, labels=cd.labels, seed=aug.seed, backbone=cfg.backbone,
-                         cache_root=Path(settings.cache_dir) / "methods", proxy_factory=proxy_factory,
-                         device=settings.device, extra={"proxy_key": pkey})
-        fitted = False
-        synth_path = None
-        if cell.method != "none":
-            skey = stable_hash({"stage": "synthetic", "method": [aug.meta.name, aug.meta.version, aug.params],
-                                "policy": cell.policy, "n_aug": settings.n_aug, "view": examples_fingerprint(cd.train),
-                                "seed": aug.seed, "proxy": pkey})
-            synth_path = Path(settings.cache_dir) / "synthetic" / f"{skey}.jsonl"
-            meta_path = synth_path.with_suffix(".json")
-            if synth_path.exists() and meta_path.exists():
-                synthetic = _read_jsonl(synth_path)
-                stats = read_json(meta_path)
-                timings.update({k: v for k, v in stats.get("timings", {}).items() if k in ("fit", "augment")})
-                stats["from_cache"] = True
-            else:
-                t0 = time.perf_counter()
-                aug.fit(cd.train, ctx)
-                fitted = True
-                timings["fit"] = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                want = policy_counts(cd.train, cell.policy, settings.n_aug, aug.seed)
-                res = aug.augment(cd.train, want)
-                timings["augment"] = time.perf_counter() - t0
-                synthetic = res.synthetic
-                stats = {"requested": res.requested, "produced": res.produced,
-                         "shortfall": sum(res.shortfall.values()), "method_stats": res.stats,
-                         "substitutes": aug.substitutes(),
-                         "timings": {"fit": timings["fit"], "augment": timings["augment"]}}
-                _write_jsonl(synth_path, synthetic)
-                atomic_write_json(meta_path, stats)
-            subs.extend(stats.get("substitutes", []))
-            counts.update({"synthetic_requested": stats["requested"], "synthetic_produced": stats["produced"],
-                           "shortfall": stats["shortfall"],
-                           "identical_to_parent": stats["method_stats"].get("identical_to_parent"),
-                           "synthetic_label_counts": D.label_counts(synthetic)})
-            base["method_stats"] = stats["method_stats"]
-
-        # ---- train the final classifier and score test once ------------------------------
-        if cell.method == "none":
-            clf = proxy_factory()
-            info = proxy_holder["info"]
-            timings["train"] = info["train_seconds"] if not info.get("from_cache") else 0.0
-            dev_info = {"best_epoch": info["best_epoch"], "history": info["history"]}
-        else:
-            hook = None
-            if aug.online:
-                if not fitted:
-                    aug.fit(cd.train, ctx)
-                hook = aug.make_batch_hook()
-            t0 = time.perf_counter()
-            res = train_classifier(cd.train, cd.dev, cd.labels, cfg, seed=derive(cell.seed, "train"),
-                                   synthetic=synthetic, batch_hook=hook)
-            timings["train"] = time.perf_counter() - t0
-            if hook is not None:
-                counts["online_synthetic"] = aug.online_stats()
-            clf = res.classifier
-            dev_info = {"best_epoch": res.best_epoch, "history": res.history}
-            if settings.keep_models:
-                clf.save(Path(settings.out_dir) / "models" / cell.cell_id)
-        t0 = time.perf_counter()
-        metrics = clf.evaluate(cd.test)
-        timings["evaluate"] = time.perf_counter() - t0
-        best = max(dev_info["history"], key=lambda h: h["dev_macro_f1"]) if dev_info["history"] else {}
-        dev_info.update({"macro_f1": best.get("dev_macro_f1"), "accuracy": best.get("dev_accuracy")})
-        base.update({"status": "ok", "metrics": metrics, "dev": dev_info, "counts": counts})
-        base["substitutes"] = _dedupe(subs)
-        if synth_path is not None:
-            try:
-                base["synthetic_path"] = str(synth_path.resolve().relative_to(Path(settings.out_dir).resolve()))
-            except ValueError:
-                base["synthetic_path"] = str(synth_path.resolve())
+        cell = open_cell(spec, cfg)
+        rec = cell.record
+        kept = check_record(cell)
+        if kept is not None:
+            return CellResult(kept, skipped=True)
+        run_stages(cell)
+    except ConfigConflict:
+        raise
     except MethodUnavailable as err:
-        base.update({"status": "unavailable", "reason": str(err), "metrics": None})
+        rec.status, rec.reason, rec.metrics = "unavailable", str(err), None
     except Exception as err:  # a failed cell is recorded, never lost
-        base.update({"status": "failed", "reason": f"{type(err).__name__}: {err}",
-                     "traceback": traceback.format_exc(limit=8), "metrics": None})
+        rec.status, rec.reason, rec.metrics = "failed", f"{type(err).__name__}: {err}", None
+        rec.traceback = traceback.format_exc(limit=8)
+    timings = cell.timings if cell is not None else {}
     timings["total"] = time.perf_counter() - t_start
-    base.update({"timings": {k: round(v, 3) for k, v in timings.items()}, "versions": versions(),
-                 "git": git_commit(), "created": now()})
-    base.setdefault("substitutes", [])
-    base.setdefault("synthetic_path", None)
-    atomic_write_json(record_path(cell, settings), base)
-    return base
+    rec.timings = {k: round(v, 3) for k, v in timings.items()}
+    rec.versions, rec.git, rec.created = versions(), git_commit(), now()
+    rec.write(record_path(spec, cfg))
+    return CellResult(rec)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path.resolve())
 
 
 def _dedupe(items: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -392,47 +510,37 @@ def _dedupe(items: list[dict[str, str]]) -> list[dict[str, str]]:
     return out
 
 
-# ------------------------------------------------------------------------------------ executors
+# ------------------------------------------------------------------------------------ the grid
 
 
-class LocalExecutor:
-    """Runs cells one after another in this process (the default; the proxy cache is shared in memory)."""
+def describe(res: CellResult) -> str:
+    """One progress line for a finished cell."""
+    rec = res.record
+    tag = "skip (done)" if res.skipped else rec.status
+    if rec.status == "ok":
+        m = rec.metrics
+        return (f"{rec.cell_id}: {tag} F1 {100 * m.macro_f1:.2f} acc {100 * m.accuracy:.2f} "
+                f"({rec.timings.get('total', 0):.0f}s)")
+    return f"{rec.cell_id}: {tag}: {rec.reason}"
 
-    def map(self, fn: Callable[[CellSpec], dict[str, Any]], cells: list[CellSpec]) -> Iterator[dict[str, Any]]:
-        for c in cells:
-            yield fn(c)
 
-
-def run_grid(cells: list[CellSpec], settings: RunSettings, executor=None, continue_on_error: bool = False,
-             progress: bool = True, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    executor = executor or LocalExecutor()
+def run_grid(cells: list[CellSpec], cfg: RunConfig, continue_on_error: bool = False, progress: bool = True,
+             log: Callable[[str], None] = print) -> list[CellResult]:
+    """Run cells one after another in this process (the proxy stays in the cache between cells)."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(cells), disable=not progress, unit="cell", dynamic_ncols=True)
     out = []
-
-    def fn(c: CellSpec) -> dict[str, Any]:
-        bar.set_description(c.cell_id)
-        return run_cell(c, settings)
-
-    for rec in executor.map(fn, cells):
-        out.append(rec)
-        bar.update(1)
-        tag = "skip (done)" if rec.get("_skipped") else rec["status"]
-        if rec["status"] == "ok":
-            m = rec["metrics"]
-            msg = f"{rec['cell_id']}: {tag} F1 {100 * m['macro_f1']:.2f} acc {100 * m['accuracy']:.2f} " \
-                  f"({rec['timings'].get('total', 0):.0f}s)"
-        else:
-            msg = f"{rec['cell_id']}: {tag}: {rec.get('reason')}"
-        bar.write(msg) if progress else log(msg)
-        if rec["status"] == "failed" and not continue_on_error:
-            bar.close()
-            raise CellFailed(f"cell {rec['cell_id']} failed: {rec['reason']} (record written; "
-                             f"--continue-on-error records failures and goes on)")
-    bar.close()
+    try:
+        for c in cells:
+            bar.set_description(c.cell_id)
+            res = run_cell(c, cfg)
+            out.append(res)
+            bar.update(1)
+            bar.write(describe(res)) if progress else log(describe(res))
+            if res.record.status == "failed" and not continue_on_error:
+                raise CellFailed(f"cell {res.record.cell_id} failed: {res.record.reason} (record written; "
+                                 f"--continue-on-error records failures and goes on)")
+    finally:
+        bar.close()
     return out
-
-
-def with_overrides(settings: RunSettings, **kw: Any) -> RunSettings:
-    return replace(settings, **kw)

@@ -1,11 +1,14 @@
 """Augmentation methods. One module per method, one line per registration.
 
-Adding a baseline: write ``methods/mymethod.py`` with an ``Augmenter`` subclass and add
-one ``METHODS.register(...)`` line below. Targets are imported lazily.
+Adding a baseline: write ``methods/mymethod.py`` with an ``Augmenter`` subclass (from
+``bench.api``) and add one ``METHODS.register(...)`` line below; or ship it in your own package and
+declare it in the ``lowres_aug_bench.methods`` entry-point group (see README, "Adding a
+baseline"). Targets are imported lazily.
 """
 
-from bench.registry import Registry
+from bench.api.registry import Registry
 
+PLUGIN_GROUP = "lowres_aug_bench.methods"
 METHODS = Registry("method")
 
 METHODS.register("none", "methods.none:NoAugmentation", "raw PLM: no augmentation (the baseline every delta is against)")
@@ -15,12 +18,13 @@ METHODS.register("aeda", "methods.aeda:AEDA", "AEDA: insert random punctuation m
 METHODS.register("backtranslation", "methods.backtranslation:BackTranslation", "round-trip translation (MarianMT; offline: Apertium en<->es)")
 METHODS.register("lambada", "methods.lambada:Lambada", "LAMBADA: fine-tuned causal LM (gpt2; offline: SmolLM2-135M + LoRA), keep what the proxy classifier is surest of")
 METHODS.register("genius", "methods.genius:Genius", "GENIUS: label-aware sketch -> text (genius-large; offline: SmolLM2-135M + LoRA on sketch->text)")
-METHODS.register("genius-f", "methods.genius:GeniusF", "GeniusAug-f: GENIUS, dropping pseudo samples with proxy probability <= 0.7", params={"filter": True})
+METHODS.register("genius-f", "methods.genius:GeniusF", "GeniusAug-f: GENIUS, dropping pseudo samples with proxy probability <= 0.7")
 METHODS.register("nlpaug-mlm", "methods.nlpaug_wrappers:NlpaugMLM", "nlpaug ContextualWordEmbsAug: masked-LM word substitution (suite MiniLM with a trained MLM head)")
 METHODS.register("nlpaug-glove", "methods.nlpaug_wrappers:NlpaugGlove", "nlpaug WordEmbsAug: GloVe 6B 50d nearest-neighbour word substitution")
 METHODS.register("diffusioncls", "methods.diffusioncls.method:DiffusionCLS", "DiffusionCLS: label-aware masked-diffusion LM augmentation + noise-resistant training", tags=("ablations",))
-METHODS.register("diffusioncls-wo-da", "methods.diffusioncls.method:DiffusionCLS", "DiffusionCLS w/o D.A.: no pseudo samples, noise-resistant training only", params={"generate": False}, tags=("variant", "ablations"))
-METHODS.register("diffusioncls-wo-lap", "methods.diffusioncls.method:DiffusionCLS", "DiffusionCLS w/o L.A.P.: no label prompt", params={"label_prompt": False}, tags=("variant", "ablations"))
-METHODS.register("diffusioncls-wo-nrt", "methods.diffusioncls.method:DiffusionCLS", "DiffusionCLS w/o N.R.T.: plain cross-entropy", params={"nrt_weight": 0.0}, tags=("variant", "ablations"))
-METHODS.register("diffusioncls-wo-las", "methods.diffusioncls.method:DiffusionCLS", "DiffusionCLS w/o label-aware schedule: lambda = 0 (linear)", params={"lam": 0.0}, tags=("variant", "ablations"))
-METHODS.register("diffusioncls-reflective", "methods.diffusioncls.method:DiffusionCLS", "DiffusionCLS with reflective (online) generation from the classifier being trained", params={"generation": "reflective"}, tags=("variant", "ablations"))
+METHODS.register("diffusioncls-wo-da", "methods.diffusioncls.method:DiffusionCLS", "DiffusionCLS w/o D.A.: no pseudo samples, noise-resistant training only", params={"generate": False}, tags=("variant", "ablations"), variant_of="diffusioncls")
+METHODS.register("diffusioncls-wo-lap", "methods.diffusioncls.method:DiffusionCLS", "DiffusionCLS w/o L.A.P.: no label prompt", params={"label_prompt": False}, tags=("variant", "ablations"), variant_of="diffusioncls")
+METHODS.register("diffusioncls-wo-nrt", "methods.diffusioncls.method:DiffusionCLS", "DiffusionCLS w/o N.R.T.: plain cross-entropy", params={"nrt_weight": 0.0}, tags=("variant", "ablations"), variant_of="diffusioncls")
+METHODS.register("diffusioncls-wo-las", "methods.diffusioncls.method:DiffusionCLS", "DiffusionCLS w/o label-aware schedule: lambda = 0 (linear)", params={"lam": 0.0}, tags=("variant", "ablations"), variant_of="diffusioncls")
+METHODS.register("diffusioncls-reflective", "methods.diffusioncls.method:DiffusionCLS", "DiffusionCLS with reflective (online) generation from the classifier being trained", params={"generation": "reflective"}, tags=("variant", "ablations"), variant_of="diffusioncls")
+METHODS.add_entry_points(PLUGIN_GROUP)

@@ -6,8 +6,16 @@ English uses ``. ; ? : ! ,`` between whitespace tokens; Chinese uses the full-wi
 
 from __future__ import annotations
 
-from methods.base import Augmenter, Example, MethodMeta, Synthetic
-from methods.lexicons import detokenize, tokenize
+from dataclasses import dataclass
+
+from bench.api import Augmenter, Example, MethodMeta, MethodParams, Synthetic, param
+from methods.common.lexicons import detokenize, tokenize
+
+
+@dataclass(frozen=True)
+class AEDAParams(MethodParams):
+    ratio: float = param(1 / 3, doc="at most this share of the words gets a mark inserted before it")
+
 
 PUNCT = {"en": (".", ";", "?", ":", "!", ","), "zh": ("。", "；", "？", "：", "！", "，")}
 
@@ -20,7 +28,8 @@ class AEDA(Augmenter):
         citation="Karimi, Rossi & Prati (2021), AEDA: An Easier Data Augmentation Technique for Text "
         "Classification. Findings of EMNLP.",
     )
-    default_params = {"ratio": 1 / 3}
+    Params = AEDAParams
+    p: AEDAParams
 
     def _generate(self, pairs: list[tuple[Example, int]]) -> list[Synthetic]:
         lang = self.language or "en"
@@ -29,7 +38,7 @@ class AEDA(Augmenter):
         for ex, n in pairs:
             rng = self.rng(ex.id)
             words = tokenize(ex.text, lang)
-            upper = max(1, int(len(words) * float(self.params["ratio"])))
+            upper = max(1, int(len(words) * self.p.ratio))
             for k in range(n):
                 q = rng.randint(1, upper)
                 positions = sorted(rng.sample(range(len(words) + 1), min(q, len(words) + 1)))

@@ -29,9 +29,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from typing import Any
 
-from methods.base import Augmenter, Example, MethodMeta, MethodUnavailable, Synthetic
+from bench.api import Augmenter, Example, MethodMeta, MethodParams, MethodUnavailable, Synthetic, param
+from bench.api.hub import ModelNotAvailable
+from methods.common.lm import generate_seq2seq, load_lm
 
 DEFAULT_PIVOTS = {"en": ["de"], "zh": ["en"]}
 _PROTECT_RE = re.compile(r"(https?://\S+|www\.\S+|@\w+|#\w+)")
@@ -106,6 +109,23 @@ def apertium_round_trip(texts: list[str], pivot: str = "spa", source: str = "eng
     return back, mid
 
 
+@dataclass(frozen=True)
+class BackTranslationParams(MethodParams):
+    engine: str = param("auto", choices=("auto", "marian", "apertium"))
+    pivots: tuple[str, ...] | None = param(None, doc="Marian pivot languages; default en -> de, zh -> en")
+    model_template: str = "Helsinki-NLP/opus-mt-{src}-{tgt}"
+    models: tuple[tuple[str, ...], ...] | None = param(None, doc="explicit [[forward, backward], ...] per pivot")
+    decoding: str = param("beam", choices=("beam", "sample"), doc="sample: forward pass sampled, backward beam")
+    num_beams: int = 4
+    top_k: int = 50
+    top_p: float = 0.95
+    temperature: float = 1.0
+    batch_size: int = 16
+    max_new_tokens: int = 128
+    apertium_pivots: tuple[str, ...] = ("spa",)
+    protect_tokens: bool = param(True, doc="Apertium: keep @handles, #hashtags, URLs verbatim")
+
+
 class BackTranslation(Augmenter):
     meta = MethodMeta(
         name="backtranslation",
@@ -117,21 +137,8 @@ class BackTranslation(Augmenter):
         "and Backtranslation. arXiv:1903.09244.",
         paper_model="MarianMT Helsinki-NLP/opus-mt-en-de + opus-mt-de-en (zh: opus-mt-zh-en + opus-mt-en-zh)",
     )
-    default_params = {
-        "engine": "auto",  # auto | marian | apertium
-        "pivots": None,  # Marian pivot languages; default en -> ["de"], zh -> ["en"]
-        "model_template": "Helsinki-NLP/opus-mt-{src}-{tgt}",
-        "models": None,  # explicit [[forward, backward], ...] per pivot (hub ids or local dirs)
-        "decoding": "beam",  # beam | sample (forward pass sampled, backward pass beam)
-        "num_beams": 4,
-        "top_k": 50,
-        "top_p": 0.95,
-        "temperature": 1.0,
-        "batch_size": 16,
-        "max_new_tokens": 128,
-        "apertium_pivots": ["spa"],
-        "protect_tokens": True,  # Apertium: keep @handles, #hashtags, URLs verbatim
-    }
+    Params = BackTranslationParams
+    p: BackTranslationParams
 
     def __init__(self, seed: int = 0, **params: Any):
         super().__init__(seed, **params)
@@ -143,15 +150,13 @@ class BackTranslation(Augmenter):
 
     # ---------------------------------------------------------------- engine
     def _pairs(self, lang: str) -> list[tuple[str, str, str]]:
-        if self.params["models"]:
-            return [(f"pivot{i}", str(f), str(b)) for i, (f, b) in enumerate(self.params["models"])]
-        pivots = self.params["pivots"] or DEFAULT_PIVOTS.get(lang, ["en"])
-        tpl = self.params["model_template"]
+        if self.p.models:
+            return [(f"pivot{i}", str(f), str(b)) for i, (f, b) in enumerate(self.p.models)]
+        pivots = self.p.pivots or DEFAULT_PIVOTS.get(lang, ["en"])
+        tpl = self.p.model_template
         return [(p, tpl.format(src=lang, tgt=p), tpl.format(src=p, tgt=lang)) for p in pivots]
 
     def _load_marian(self, lang: str) -> None:
-        from methods._lm import load_lm
-
         loaded = []
         for pivot, f_id, b_id in self._pairs(lang):
             fm, ft = load_lm(f_id, "seq2seq")
@@ -165,21 +170,17 @@ class BackTranslation(Augmenter):
         modes = apertium_modes()
         if not modes:
             raise MethodUnavailable("backtranslation: `apertium` is not installed (run scripts/setup-apertium.sh)")
-        pivots = [p for p in self.params["apertium_pivots"] if f"eng-{p}" in modes and f"{p}-eng" in modes]
+        pivots = [p for p in self.p.apertium_pivots if f"eng-{p}" in modes and f"{p}-eng" in modes]
         if not pivots:
-            raise MethodUnavailable(f"backtranslation: none of the Apertium pairs {self.params['apertium_pivots']} "
+            raise MethodUnavailable(f"backtranslation: none of the Apertium pairs {list(self.p.apertium_pivots)} "
                                     f"is installed (have: {sorted(modes)})")
         self._apertium = pivots
 
     def _ensure_engine(self) -> None:
         if self._engine is not None:
             return
-        from methods._lm import ModelNotAvailable
-
         lang = self.language or "en"
-        engine = self.params["engine"]
-        if engine not in ("auto", "marian", "apertium"):
-            raise MethodUnavailable(f"backtranslation: unknown engine {engine!r}")
+        engine = self.p.engine
         if engine in ("auto", "marian"):
             try:
                 self._load_marian(lang)
@@ -209,18 +210,16 @@ class BackTranslation(Augmenter):
 
     # ---------------------------------------------------------------- generation
     def _marian_round_trip(self, texts: list[str], slot: int, copies: int, pivot_idx: int) -> list[list[tuple[str, str]]]:
-        from methods._lm import generate_seq2seq
-
         pivot, fm, ft, bm, bt, _f, _b = self._marian[pivot_idx]
-        p = self.params
-        sample = p["decoding"] == "sample"
-        common = {"batch_size": int(p["batch_size"]), "max_new_tokens": int(p["max_new_tokens"])}
+        p = self.p
+        sample = p.decoding == "sample"
+        common = {"batch_size": p.batch_size, "max_new_tokens": p.max_new_tokens}
         mids = generate_seq2seq(fm, ft, texts, copies, seed=self.seed * 1000 + slot, do_sample=sample,
-                                num_beams=1 if sample else int(p["num_beams"]), top_k=int(p["top_k"]),
-                                top_p=float(p["top_p"]), temperature=float(p["temperature"]), **common)
+                                num_beams=1 if sample else p.num_beams, top_k=p.top_k, top_p=p.top_p,
+                                temperature=p.temperature, **common)
         flat = [m for ms in mids for m in ms]
         backs = generate_seq2seq(bm, bt, flat, 1, seed=self.seed * 1000 + slot + 1, do_sample=False,
-                                 num_beams=int(p["num_beams"]), **common)
+                                 num_beams=p.num_beams, **common)
         out, j = [], 0
         for ms in mids:
             out.append([(backs[j + k][0], ms[k]) for k in range(len(ms))])
@@ -232,7 +231,7 @@ class BackTranslation(Augmenter):
         out: list[Synthetic] = []
         dropped = 0
         no_pivot = 0
-        sampling = self._engine == "marian" and self.params["decoding"] == "sample"
+        sampling = self._engine == "marian" and self.p.decoding == "sample"
         n_pivots = len(self._marian) if self._engine == "marian" else len(self._apertium)
         # copy k of every example goes through pivot k % n_pivots; deterministic engines skip k >= n_pivots
         max_n = max(n for _, n in pairs)
@@ -255,7 +254,7 @@ class BackTranslation(Augmenter):
                 else:
                     pname = self._apertium[pi]
                     back, mid = apertium_round_trip(texts, pivot=pname,
-                                                    protect_tokens=bool(self.params["protect_tokens"]))
+                                                    protect_tokens=self.p.protect_tokens)
                     outs = [[(b, m)] for b, m in zip(back, mid)]
                 for e, o in zip(exs, outs):
                     results[e.id].extend((b, m, pname, pi) for b, m in o)
@@ -284,7 +283,7 @@ class BackTranslation(Augmenter):
         if self._engine == "marian":
             _p, _fm, _ft, _bm, _bt, f_id, b_id = self._marian[pi]
             return {"engine": "marian", "pivot": pivot, "model": [f_id, b_id],
-                    "decoding": self.params["decoding"], "substitute": False}
+                    "decoding": self.p.decoding, "substitute": False}
         return {"engine": "apertium", "pivot": pivot, "model": [f"apertium eng-{pivot}", f"apertium {pivot}-eng"],
                 "decoding": "rule-based", "substitute": True}
 

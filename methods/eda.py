@@ -11,9 +11,10 @@ in the distribution of their inputs (hashtags, handles, punctuation).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from methods.base import Augmenter, Example, MethodMeta, Synthetic
-from methods.lexicons import (
+from bench.api import Augmenter, Example, MethodMeta, MethodParams, Synthetic, param
+from methods.common.lexicons import (
     CHINESE_STOPWORDS,
     chinese_synonyms,
     detokenize,
@@ -26,6 +27,13 @@ from methods.lexicons import (
 OPERATIONS = ("sr", "ri", "rs", "rd")
 
 
+@dataclass(frozen=True)
+class EDAParams(MethodParams):
+    alpha: float = param(0.1, doc="share of words edited (EDA's default; its paper advises 0.05 for N <= 2000)")
+    clean: bool = param(False, doc="lower-case and keep letters only, as the original code does")
+    max_tries: int = param(5, doc="retries when an operation could not change the text")
+
+
 class EDA(Augmenter):
     meta = MethodMeta(
         name="eda",
@@ -34,8 +42,8 @@ class EDA(Augmenter):
         citation="Wei & Zou (2019), EDA: Easy Data Augmentation Techniques for Boosting Performance on Text "
         "Classification Tasks. EMNLP-IJCNLP.",
     )
-    # paper's advice for N <= 2000 is alpha 0.05; the EDA default is 0.1
-    default_params = {"alpha": 0.1, "clean": False, "max_tries": 5}
+    Params = EDAParams
+    p: EDAParams
 
     def substitutes(self) -> list[dict[str, str]]:
         if self.language == "zh":
@@ -98,7 +106,7 @@ class EDA(Augmenter):
         return kept if kept else [words[rng.randrange(len(words))]]
 
     def _one(self, words: list[str], op: str, rng) -> list[str]:
-        alpha = float(self.params["alpha"])
+        alpha = self.p.alpha
         n = max(1, int(alpha * len(words)))
         if op == "sr":
             return self.synonym_replacement(words, n, rng)
@@ -114,7 +122,7 @@ class EDA(Augmenter):
         for ex, n in pairs:
             rng = self.rng(ex.id)
             text = ex.text
-            if self.params["clean"] and lang == "en":
+            if self.p.clean and lang == "en":
                 text = re.sub(r"[^a-z ]+", " ", text.lower())
             words = tokenize(text, lang)
             # equal shares: round-robin from a random start (exactly balanced for multiples of 4)
@@ -124,7 +132,7 @@ class EDA(Augmenter):
             for k, op in enumerate(ops):
                 new = words
                 # a few retries when an operation could not change the text (no synonyms, one word)
-                for _ in range(int(self.params["max_tries"])):
+                for _ in range(self.p.max_tries):
                     new = self._one(words, op, rng)
                     if new != words:
                         break

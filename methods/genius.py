@@ -32,20 +32,20 @@ import math
 import random
 import re
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
-from bench.records import atomic_write_json, read_json
-from methods._lm import LORA_DEFAULTS
-from methods.base import (
-    Augmenter,
-    Example,
-    MethodMeta,
-    MethodUnavailable,
-    Synthetic,
-    examples_fingerprint,
-    stable_hash,
+from bench.api import Example, MethodMeta, Synthetic, examples_fingerprint, param, stable_hash
+from bench.api.io import atomic_write_json, read_json
+from methods.common.lexicons import CHINESE_STOPWORDS, detokenize, english_stopwords, tokenize
+from methods.common.lm import (
+    LMAugmenter,
+    LMParams,
+    describe_model,
+    generate_seq2seq,
+    sample_causal,
+    stratified_subset,
 )
-from methods.lexicons import CHINESE_STOPWORDS, detokenize, english_stopwords, tokenize
 
 DEFAULT_MODEL = {"en": "beyondguo/genius-large", "zh": "beyondguo/genius-base-chinese"}
 OFFLINE_LANGS = ("en",)
@@ -155,7 +155,25 @@ class SketchExtractor:
         return f"{label}: {body}" if with_label else body
 
 
-class Genius(Augmenter):
+@dataclass(frozen=True)
+class GeniusParams(LMParams):
+    sketch_ratio: float = param(0.2, fit=True)
+    max_ngram: int = param(3, fit=True)
+    label_weight: float = param(1.0, fit=True)
+    mask_token: str | None = param(None, fit=True, doc="None: the generator's mask token, else <mask>")
+    num_beams: int = 3
+    top_k: int = 50
+    top_p: float = 0.95
+    temperature: float = 1.0
+    max_new_tokens: int = 64
+    batch_size: int = param(16, doc="generation batch")
+    filter: bool = param(False, doc="GeniusAug-f: drop pseudo samples the proxy doubts")
+    filter_threshold: float = 0.7
+    lora_batch_size: int = param(8, fit=True)
+    max_length: int = param(96, fit=True, doc="LoRA fine-tuning sequence length")
+
+
+class Genius(LMAugmenter):
     meta = MethodMeta(
         name="genius",
         version="1",
@@ -166,40 +184,23 @@ class Genius(Augmenter):
         "Selective Masking for Text Generation and Augmentation. arXiv:2211.10330.",
         paper_model="beyondguo/genius-large (BART-large)",
     )
-    default_params = {
-        "model": None,  # seq2seq hub id / dir; None -> beyondguo/genius-large (en), genius-base-chinese (zh)
-        "offline_model": "smollm2",  # causal LM fine-tuned on sketch->text when `model` is unavailable
-        "sketch_ratio": 0.2,
-        "max_ngram": 3,
-        "label_weight": 1.0,
-        "mask_token": None,  # None: the generator's mask token, else "<mask>"
-        "num_beams": 3,
-        "top_k": 50,
-        "top_p": 0.95,
-        "temperature": 1.0,
-        "max_new_tokens": 64,
-        "batch_size": 16,
-        "gen_dtype": "float32",  # float32 | bfloat16 | float16: precision of generation (not of fine-tuning)
-        "filter": False,  # GeniusAug-f
-        "filter_threshold": 0.7,
-        # offline fine-tuning budget (LoRA; methods._lm.LORA_DEFAULTS) with this method's batch and length
-        **LORA_DEFAULTS,
-        "lora_batch_size": 8,
-        "max_length": 96,
-    }
+    Params = GeniusParams
+    p: GeniusParams
+    default_models = DEFAULT_MODEL
+    generator_role = "sketch-to-text model"
+    substitute_role = "GENIUS sketch-to-text generator"
+    tuned_note = ", LoRA fine-tuned on sketch->text pairs of the train split"
 
     def __init__(self, seed: int = 0, **params: Any):
         super().__init__(seed, **params)
-        self._model = None
-        self._tok = None
         self._kind = "seq2seq"
-        self._model_name: str | None = None
-        self._substitute_reason: str | None = None
         self._sketcher: SketchExtractor | None = None
         self._proxy = None
-        self._fit_stats: dict[str, Any] = {}
         self._last: dict[str, Any] = {}
         self._context = None
+
+    def needs_proxy(self) -> bool:
+        return self.p.filter
 
     @staticmethod
     def prompt(sketch: str) -> str:
@@ -207,65 +208,26 @@ class Genius(Augmenter):
         return f"sketch: {sketch}\ntext:"
 
     def _fit(self, train: list[Example], context) -> None:
-        from methods._lm import (
-            ModelNotAvailable,
-            cast_for_sampling,
-            check_gen_dtype,
-            finetune_lora,
-            load_lm,
-            tune_config,
-        )
-
-        check_gen_dtype("genius", self.params["gen_dtype"])
         self._context = context
-        lang = context.language
-        name = self.params["model"] or DEFAULT_MODEL.get(lang, DEFAULT_MODEL["en"])
-        try:
-            self._model, self._tok = load_lm(name, "seq2seq")
-            self._kind, self._model_name = "seq2seq", name
-        except ModelNotAvailable as err:
-            fb = self.params["offline_model"]
-            if not fb or lang not in OFFLINE_LANGS:
-                why = (f"; the offline substitute ({fb}) is an English model, so there is none for {lang!r}"
-                       if fb else "")
-                raise MethodUnavailable(f"genius: no sketch-to-text model for {lang!r} here: {err}{why}") from None
-            self._model, self._tok = load_lm(fb, "causal")
-            self._kind, self._model_name, self._substitute_reason = "causal", fb, str(err)
-        mask = self.params["mask_token"] or getattr(self._tok, "mask_token", None) or "<mask>"
-        self._sketcher = SketchExtractor(lang, float(self.params["sketch_ratio"]), int(self.params["max_ngram"]),
-                                         float(self.params["label_weight"]), mask).fit(train)
-        if self.params["filter"]:
+        self._load_generator(context.language, "seq2seq")
+        mask = self.p.mask_token or getattr(self._tok, "mask_token", None) or "<mask>"
+        self._sketcher = SketchExtractor(context.language, self.p.sketch_ratio, self.p.max_ngram,
+                                         self.p.label_weight, mask).fit(train)
+        if self.p.filter:
             self._proxy = context.proxy()
         if self._kind == "causal":
-            from methods.lambada import stratified_subset
-
-            p = self.params
-            cfg = tune_config(p, p["lora_batch_size"], p["max_length"])
-            subset = stratified_subset(train, cfg.max_examples,
+            p = self.p
+            subset = stratified_subset(train, p.max_train,
                                        random.Random(int(stable_hash([self.seed, "genius", "train-subset"]), 16)))
             prompts = [self.prompt(self._sketcher.sketch(e.text, e.label)) for e in subset]
             lines = [pr + " " + e.text + self._tok.eos_token for pr, e in zip(prompts, subset)]
             plens = [len(self._tok(pr).input_ids) for pr in prompts]
-            key = {"method": "genius", "version": self.meta.version, "model": self._model_name, "tune": cfg.key(),
-                   "sketch": [p["sketch_ratio"], p["max_ngram"], p["label_weight"], mask],
-                   "train": examples_fingerprint(subset), "seed": self.seed}
-            self._model, stats = finetune_lora(self._model, self._tok, lines, cfg, seed=self.seed,
-                                               adapter_dir=context.cache_dir("genius_lm", key),
-                                               prompt_lens=plens)
-            self._fit_stats = {"lm": self._model_name, "lm_cache_key": stable_hash(key), **stats}
+            key = {"method": "genius", "version": self.meta.version,
+                   "sketch": [p.sketch_ratio, p.max_ngram, p.label_weight, mask], "train": examples_fingerprint(subset)}
+            self._tune(lines, key, "genius_lm", context, p.lora_batch_size, p.max_length, prompt_lens=plens)
         else:
             self._fit_stats = {"lm": self._model_name}
-        self._model = cast_for_sampling(self._model, self.params["gen_dtype"])
-        self._fit_stats["gen_dtype"] = self.params["gen_dtype"]
-
-    def substitutes(self) -> list[dict[str, str]]:
-        from methods._lm import describe_model, sampling_note
-
-        if self._substitute_reason:
-            return [{"role": "GENIUS sketch-to-text generator", "paper": "beyondguo/genius-large (BART-large)",
-                     "used": describe_model(self._model_name or "") + ", LoRA fine-tuned on sketch->text pairs "
-                             "of the train split" + sampling_note(self.params["gen_dtype"])}]
-        return []
+        self._cast()
 
     def sketch(self, ex: Example) -> str:
         if self._sketcher is None:
@@ -293,9 +255,7 @@ class Genius(Augmenter):
         return self._finish(pairs, sketches, texts, samples_cached)
 
     def _sample(self, pairs: list[tuple[Example, int]], sketches: list[str]) -> list[list[str]]:
-        from methods._lm import generate_seq2seq, sample_causal
-
-        p = self.params
+        p = self.p
         # group by count so each generate call returns the same number of sequences per input
         groups: dict[int, list[int]] = {}
         for i, (_, n) in enumerate(pairs):
@@ -306,23 +266,20 @@ class Genius(Augmenter):
             seed = int(stable_hash([self.seed, "gen", n]), 16) % (2**31)
             if self._kind == "seq2seq":
                 outs = generate_seq2seq(self._model, self._tok, inputs, n, seed=seed, do_sample=True,
-                                        num_beams=max(int(p["num_beams"]), n), top_k=int(p["top_k"]),
-                                        top_p=float(p["top_p"]), temperature=float(p["temperature"]),
-                                        max_new_tokens=int(p["max_new_tokens"]), batch_size=int(p["batch_size"]))
+                                        num_beams=max(p.num_beams, n), top_k=p.top_k, top_p=p.top_p,
+                                        temperature=p.temperature, max_new_tokens=p.max_new_tokens,
+                                        batch_size=p.batch_size)
             else:
                 outs = sample_causal(self._model, self._tok, [self.prompt(s) for s in inputs], n, seed=seed,
-                                     max_new_tokens=int(p["max_new_tokens"]), temperature=float(p["temperature"]),
-                                     top_p=float(p["top_p"]), top_k=int(p["top_k"]),
-                                     batch_size=int(p["batch_size"]))
+                                     max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_p=p.top_p,
+                                     top_k=p.top_k, batch_size=p.batch_size)
             for i, o in zip(idx, outs):
                 texts[i] = o
         return [texts[i] for i in range(len(pairs))]
 
     def _finish(self, pairs: list[tuple[Example, int]], sketches: list[str], texts: list[list[str]],
                 samples_cached: bool) -> list[Synthetic]:
-        from methods._lm import describe_model
-
-        p = self.params
+        p = self.p
         model_desc = describe_model(self._model_name or "")
         cand: list[tuple[Example, str, str, int]] = []
         empty = dup = 0
@@ -344,7 +301,7 @@ class Genius(Augmenter):
         out: list[Synthetic] = []
         filtered = 0
         for (e, t, sk, k), prob in zip(cand, probs):
-            if self.params["filter"] and prob is not None and prob <= float(p["filter_threshold"]):
+            if p.filter and prob is not None and prob <= p.filter_threshold:
                 filtered += 1
                 continue
             prov = {"engine": "genius", "model": model_desc, "substitute": bool(self._substitute_reason),
@@ -354,8 +311,8 @@ class Genius(Augmenter):
             out.append(self.synth(e, t, **prov))
         self._last = {"generated": len(cand) + empty + dup, "samples_from_cache": samples_cached,
                       "empty": empty, "duplicates_dropped": dup,
-                      "filter": bool(p["filter"]), "filtered_out": filtered, "fit": self._fit_stats}
-        if p["filter"]:
+                      "filter": p.filter, "filtered_out": filtered, "fit": self._fit_stats}
+        if p.filter:
             self._last["filter_kept_rate"] = round((len(cand) - filtered) / len(cand), 4) if cand else 0.0
         return out
 
@@ -363,6 +320,11 @@ class Genius(Augmenter):
         stats = super()._stats(pairs, synth)
         stats.update(self._last)
         return stats
+
+
+@dataclass(frozen=True)
+class GeniusFParams(GeniusParams):
+    filter: bool = param(True, doc="GeniusAug-f: drop pseudo samples the proxy doubts")
 
 
 class GeniusF(Genius):
@@ -378,5 +340,6 @@ class GeniusF(Genius):
         languages=Genius.meta.languages,
         citation=Genius.meta.citation,
         paper_model=Genius.meta.paper_model,
+        needs_proxy=True,
     )
-    default_params = {**Genius.default_params, "filter": True}
+    Params = GeniusFParams

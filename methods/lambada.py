@@ -29,44 +29,30 @@ fewer usable samples than needed are left, the rest is shortfall, never padding.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
-from methods._lm import LORA_DEFAULTS
-from methods.base import (
-    Augmenter,
-    AugmenterError,
-    Example,
-    MethodMeta,
-    MethodUnavailable,
-    Synthetic,
-    examples_fingerprint,
-    stable_hash,
-)
+from bench.api import AugmenterError, Example, MethodMeta, Synthetic, examples_fingerprint, param, stable_hash
+from methods.common.lm import LMAugmenter, LMParams, describe_model, sample_causal, stratified_subset
 
 DEFAULT_MODEL = {"en": "gpt2", "zh": "uer/gpt2-chinese-cluecorpussmall"}
-OFFLINE_LANGS = ("en",)  # SmolLM2 is an English model
 
 
-def stratified_subset(train: list[Example], n: int, rng) -> list[Example]:
-    """At most ``n`` examples, classes interleaved in seeded random order (all when len <= n)."""
-    if len(train) <= n:
-        return list(train)
-    by: dict[str, list[Example]] = {}
-    for e in train:
-        by.setdefault(e.label, []).append(e)
-    for lab in sorted(by):
-        rng.shuffle(by[lab])
-    # proportional allocation, at least one per class
-    out: list[Example] = []
-    labs = sorted(by)
-    quota = {lab: max(1, round(n * len(by[lab]) / len(train))) for lab in labs}
-    for lab in labs:
-        out.extend(by[lab][:quota[lab]])
-    rng.shuffle(out)
-    return out[:n]
+@dataclass(frozen=True)
+class LambadaParams(LMParams):
+    sep: str = param(" [SEP] ", fit=True)
+    oversample: float = param(10.0, doc="generate this many candidates per needed sample")
+    max_new_tokens: int = 48
+    temperature: float = 1.0
+    top_p: float = 0.95
+    top_k: int = 0
+    gen_batch_size: int = 32
+    drop_train_copies: bool = True
+    batch_size: int = param(8, fit=True, doc="LoRA fine-tuning batch")
+    max_length: int = param(64, fit=True, doc="LoRA fine-tuning sequence length")
 
 
-class Lambada(Augmenter):
+class Lambada(LMAugmenter):
     meta = MethodMeta(
         name="lambada",
         version="2",
@@ -76,114 +62,57 @@ class Lambada(Augmenter):
         languages=("en", "zh"),
         citation="Anaby-Tavor et al. (2020), Do Not Have Enough Data? Deep Learning to the Rescue! AAAI.",
         paper_model="gpt2 (SFT GPT-2)",
+        needs_proxy=True,
     )
-    default_params = {
-        "model": None,  # hub id or local dir; None -> gpt2 (en), uer/gpt2-chinese-cluecorpussmall (zh)
-        "offline_model": "smollm2",  # used when `model` cannot be loaded ("" = no fallback)
-        "sep": " [SEP] ",
-        "oversample": 10.0,  # generate this many candidates per needed sample
-        "max_new_tokens": 48,
-        "temperature": 1.0,
-        "top_p": 0.95,
-        "top_k": 0,
-        "gen_batch_size": 32,
-        "gen_dtype": "float32",  # float32 | bfloat16 | float16: precision of sampling (not of fine-tuning)
-        "drop_train_copies": True,
-        # LoRA fine-tuning budget (methods._lm.LORA_DEFAULTS) with this method's batch and length
-        **LORA_DEFAULTS,
-        "batch_size": 8,
-        "max_length": 64,
-    }
+    Params = LambadaParams
+    p: LambadaParams
+    default_models = DEFAULT_MODEL
+    generator_role = "causal LM"
+    substitute_role = "LAMBADA generator (causal LM)"
 
-    def __init__(self, seed: int = 0, **params: Any):
+    def __init__(self, seed: int = 0, **params):
         super().__init__(seed, **params)
-        self._model = None
-        self._tok = None
-        self._model_name: str | None = None
-        self._substitute_reason: str | None = None
         self._proxy = None
         self._train_texts: set[str] = set()
-        self._fit_stats: dict[str, Any] = {}
-        self._last: dict[str, Any] = {}
-
-    # ------------------------------------------------------------------ fit
-    def _tune_config(self):
-        from methods._lm import tune_config
-
-        return tune_config(self.params, self.params["batch_size"], self.params["max_length"])
+        self._last: dict = {}
 
     def format_line(self, label: str, text: str = "", end: str = "") -> str:
-        return f"{label}{self.params['sep']}{text}{end}"
+        return f"{label}{self.p.sep}{text}{end}"
 
     def _fit(self, train: list[Example], context) -> None:
-        from methods._lm import (
-            ModelNotAvailable,
-            cast_for_sampling,
-            check_gen_dtype,
-            finetune_lora,
-            load_with_fallback,
-        )
-
-        check_gen_dtype("lambada", self.params["gen_dtype"])
-        lang = context.language
-        name = self.params["model"] or DEFAULT_MODEL.get(lang, "gpt2")
-        fallback = self.params["offline_model"] if lang in OFFLINE_LANGS else None
-        try:
-            model, tok, used, reason = load_with_fallback(name, fallback or None, "causal")
-        except ModelNotAvailable as err:
-            why = "" if fallback else (f"; the offline substitute ({self.params['offline_model']}) is an English "
-                                       f"model, so there is none for {lang!r}")
-            raise MethodUnavailable(f"lambada: no causal LM for {lang!r} here: {err}{why}") from None
-        self._model_name, self._substitute_reason = used, reason
+        self._load_generator(context.language, "causal")
         self._proxy = context.proxy()
         missing = set(self.labels) - set(self._proxy.labels)
         if missing:
             raise AugmenterError(f"lambada: proxy classifier lacks labels {sorted(missing)}")
-        cfg = self._tune_config()
-        subset = stratified_subset(train, cfg.max_examples, self.rng("train-subset"))
-        lines = [self.format_line(e.label, e.text, tok.eos_token) for e in subset]
-        key = {"method": self.meta.name, "version": self.meta.version, "model": used, "tune": cfg.key(),
-               "sep": self.params["sep"], "train": examples_fingerprint(subset), "seed": self.seed}
-        adapter_dir = context.cache_dir("lambada_lm", key)
-        model, stats = finetune_lora(model, tok, lines, cfg, seed=self.seed, adapter_dir=adapter_dir)
-        self._model, self._tok = cast_for_sampling(model, self.params["gen_dtype"]), tok
+        subset = stratified_subset(train, self.p.max_train, self.rng("train-subset"))
+        lines = [self.format_line(e.label, e.text, self._tok.eos_token) for e in subset]
+        key = {"method": self.meta.name, "version": self.meta.version, "sep": self.p.sep,
+               "train": examples_fingerprint(subset)}
+        self._tune(lines, key, "lambada_lm", context, self.p.batch_size, self.p.max_length)
+        self._cast()
         self._train_texts = {" ".join(e.text.split()) for e in train}
-        self._fit_stats = {"lm": used, "lm_cache_key": stable_hash(key), "gen_dtype": self.params["gen_dtype"],
-                           **stats}
-
-    def substitutes(self) -> list[dict[str, str]]:
-        from methods._lm import describe_model, sampling_note
-
-        if self._substitute_reason:
-            return [{"role": "LAMBADA generator (causal LM)", "paper": "gpt2 (SFT GPT-2)",
-                     "used": describe_model(self._model_name or "") + ", LoRA fine-tuned"
-                             + sampling_note(self.params["gen_dtype"])}]
-        return []
 
     # ------------------------------------------------------------------ generate
     def _candidates(self, label: str, k: int, slot: int) -> list[str]:
-        from methods._lm import sample_causal
-
-        p = self.params
-        per_call = max(1, min(int(p["gen_batch_size"]), k))
+        p = self.p
+        per_call = max(1, min(p.gen_batch_size, k))
         n_prompts = math.ceil(k / per_call)
         prompt = self.format_line(label)
         outs = sample_causal(self._model, self._tok, [prompt] * n_prompts, per_call,
                              seed=int(stable_hash([self.seed, "gen", label, slot]), 16) % (2**31),
-                             max_new_tokens=int(p["max_new_tokens"]), temperature=float(p["temperature"]),
-                             top_p=float(p["top_p"]), top_k=int(p["top_k"]), batch_size=per_call)
+                             max_new_tokens=p.max_new_tokens, temperature=p.temperature,
+                             top_p=p.top_p, top_k=p.top_k, batch_size=per_call)
         return [t for ts in outs for t in ts][:k]
 
     def cut_at_sep(self, text: str) -> tuple[str, bool]:
         """``text`` up to the first generated separator (stripped), and whether it was cut."""
-        sep = self.params["sep"].strip() or self.params["sep"]
+        sep = self.p.sep.strip() or self.p.sep
         if sep and sep in text:
             return " ".join(text.split(sep, 1)[0].split()), True
         return text, False
 
     def _generate(self, pairs: list[tuple[Example, int]]) -> list[Synthetic]:
-        from methods._lm import describe_model
-
         by_class: dict[str, list[tuple[Example, int]]] = {}
         for e, n in pairs:
             by_class.setdefault(e.label, []).append((e, n))
@@ -193,7 +122,7 @@ class Lambada(Augmenter):
         for ci, label in enumerate(sorted(by_class)):
             parents = by_class[label]
             need = sum(n for _, n in parents)
-            k = max(need, math.ceil(float(self.params["oversample"]) * need))
+            k = max(need, math.ceil(self.p.oversample * need))
             raw = self._candidates(label, k, ci)
             seen: set[str] = set()
             cands: list[str] = []
@@ -205,7 +134,7 @@ class Lambada(Augmenter):
                     empty += 1
                 elif t in seen:
                     dup += 1
-                elif self.params["drop_train_copies"] and t in self._train_texts:
+                elif self.p.drop_train_copies and t in self._train_texts:
                     copies += 1
                 else:
                     seen.add(t)

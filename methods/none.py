@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from methods.base import Augmenter, Example, MethodMeta, Synthetic
+from bench.api import Augmenter, Example, MethodMeta, Synthetic
 
 
 class NoAugmentation(Augmenter):

@@ -43,7 +43,7 @@ def load(name: str, kind: str, gguf: str | None, num_labels: int = 3):
     import torch
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
-    from bench.classifier import resolve_backbone
+    from bench.api.hub import locate
 
     cls = AutoModel if kind == "encoder" else AutoModelForSequenceClassification
     extra = {} if kind == "encoder" else {"num_labels": num_labels}
@@ -56,7 +56,7 @@ def load(name: str, kind: str, gguf: str | None, num_labels: int = 3):
             tok.pad_token = tok.eos_token
         model.config.pad_token_id = tok.pad_token_id
     else:
-        path = resolve_backbone(name)
+        path = locate(name)
         tok = AutoTokenizer.from_pretrained(path)
         model = cls.from_pretrained(path, **extra)
     return model, tok
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     from bench import data as D
-    from bench.seeding import derive
+    from bench.api import derive
 
     torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()

@@ -38,16 +38,16 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from bench.cli import _settings_from_args, build_parser
-    from bench.runner import CellSpec, cell_data, get_proxy
-    from methods.diffusioncls import mlm
+    from bench.config import RunConfig
+    from bench.runner import CellSpec, open_cell
+    from methods.common.mlm import adaptation_report, adapted_mlm_dir
+    from methods.diffusioncls import diffusion_lm as mlm
     from methods.diffusioncls.importance import importance_weights, tokenize_texts
     from methods.diffusioncls.method import DiffusionCLS
     from methods.diffusioncls.schedule import step_group_steps
 
-    run_args = build_parser().parse_args(["run", "--preset", args.preset, "--out", args.out, "--device", "cpu"])
-    settings = _settings_from_args(run_args)[0]
-    p = dict(DiffusionCLS.default_params)
+    cfg = RunConfig.from_preset(args.preset, out_dir=args.out, cache_dir=str(Path(args.out) / "cache"), device="cpu")
+    p = DiffusionCLS.default_params()
     if args.epochs is not None:
         p["dlm_epochs"] = args.epochs
     if args.lr is not None:
@@ -55,11 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.step_group is not None:
         p["step_group"] = args.step_group
     steps = step_group_steps(int(p["step_group"]), int(p["T"]), int(p["n_groups"]))
-    cell = CellSpec(args.dataset, args.view, "none", "-", args.seed)
-    cd = cell_data(cell, settings)
-    proxy, _ = get_proxy(cell, cd, settings, {})
-    mlm_dir = Path(args.mlm_dir) if args.mlm_dir else mlm.adapted_mlm_dir(proxy.config.backbone)
-    report = mlm.adaptation_report(mlm_dir) or {}
+    cell = open_cell(CellSpec(args.dataset, args.view, "none", "-", args.seed), cfg)
+    cd, proxy = cell.data, cell.proxy()
+    mlm_dir = Path(args.mlm_dir) if args.mlm_dir else adapted_mlm_dir(proxy.backbone)
+    report = adaptation_report(mlm_dir) or {}
     max_text = int(p["max_length"]) - 4
     tr_toks = tokenize_texts(proxy.tokenizer, [e.text for e in cd.train], max_text)
     dv_toks = tokenize_texts(proxy.tokenizer, [e.text for e in cd.dev], max_text)

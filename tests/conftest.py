@@ -31,10 +31,10 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     """
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
-    from bench.classifier import resolve_backbone
+    from bench.api.hub import locate
 
     d = tmp_path_factory.mktemp("tiny-bert")
-    tok = AutoTokenizer.from_pretrained(resolve_backbone("minilm"))
+    tok = AutoTokenizer.from_pretrained(locate("minilm"))
     cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                      intermediate_size=64, max_position_embeddings=128)
     import torch

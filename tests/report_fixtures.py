@@ -18,9 +18,10 @@ LABELS = ("negative", "neutral", "positive")
 
 def fake_record(dataset="airline", view="5pct", method="none", policy="-", seed=0, status="ok", reason=None,
                 f1=0.6, acc=0.7, language="en", step_group=None, synthetic_path=None, n_synthetic=0):
-    from bench.report.load import _view_numbers
+    from bench.data import ViewSpec
 
-    fraction, shots = _view_numbers(view)
+    v = ViewSpec.parse(view)
+    fraction, shots = v.fraction, v.shots
     pol = policy.replace("/", "-")
     params = {} if step_group is None else {"step_group": step_group}
     ok = status == "ok"

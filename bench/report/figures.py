@@ -88,20 +88,17 @@ def figure_schedule(out_dir, weights: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1
 
 
 def default_step_only(d: pd.DataFrame) -> pd.DataFrame:
-    """Where one data set / view / method / policy holds a step-group sweep, keep only its default: the
-    records without a step group if there are any, else those with the method's most common step group."""
-    if "step_group" not in d or d["step_group"].notna().sum() == 0:
+    """Where one data set / view / method / policy holds a sweep of the method's axis (e.g. step
+    group), keep only its most common value (the default, which every plain cell has)."""
+    if d["axis_value"].notna().sum() == 0:
         return d
     keys = ["dataset", "view", "method", "policy"]
     keep = pd.Series(True, index=d.index)
     for _, g in d.groupby(keys):
-        if g["step_group"].nunique(dropna=False) <= 1:
+        if g["axis_value"].nunique() <= 1:
             continue
-        if g["step_group"].isna().any():
-            keep[g.index[g["step_group"].notna()]] = False
-        else:
-            mode = d.loc[d["method"] == g["method"].iloc[0], "step_group"].mode().iloc[0]
-            keep[g.index[g["step_group"] != mode]] = False
+        mode = d.loc[d["method"] == g["method"].iloc[0], "axis_value"].mode().iloc[0]
+        keep[g.index[g["axis_value"] != mode]] = False
     return d[keep]
 
 
@@ -134,23 +131,22 @@ def figure_fraction(df: pd.DataFrame, out_dir, seed: int = 0) -> Figure:
 # ---------------------------------------------------------------- Figure 6: F1 against step group
 
 
-def figure_step_group(df: pd.DataFrame, out_dir, seed: int = 0, method: str = "diffusioncls") -> Figure:
-    """One line per method of the ``method`` family (``diffusioncls`` and its variants) that holds a step
-    sweep: two or more step groups on one data set / view / policy."""
-    fam = df["method"].astype(str)
-    d = df[(df["status"] == "ok") & ((fam == method) | fam.str.startswith(method + "-")) & df["step_group"].notna()
-           & df["macro_f1"].notna()].copy()
+def figure_step_group(df: pd.DataFrame, out_dir, seed: int = 0, axis: str = "step_group") -> Figure:
+    """One line per configuration whose records sweep the declared ``axis`` parameter: two or more
+    values on one data set / view / policy (DiffusionCLS and its variants for the step group)."""
+    d = df[(df["status"] == "ok") & (df["axis"] == axis) & df["axis_value"].notna() & df["macro_f1"].notna()].copy()
     if not d.empty:
-        d = d[d.groupby(["dataset", "view", "policy", "method"])["step_group"].transform("nunique") >= 2]
+        d = d[d.groupby(["dataset", "view", "policy", "method"])["axis_value"].transform("nunique") >= 2]
         # only the seeds present at every step group of a line: the comparison across groups stays paired
         keep = []
         for _, g in d.groupby(["dataset", "view", "policy", "method"]):
-            common = set.intersection(*(set(x["seed"]) for _, x in g.groupby("step_group")))
+            common = set.intersection(*(set(x["seed"]) for _, x in g.groupby("axis_value")))
             keep.append(g[g["seed"].isin(common)])
         d = pd.concat(keep) if keep else d.iloc[0:0]
     if d.empty:
         return Figure("fig6_step_group", "Macro-F1 against diffusion step group (paper Figure 6)",
-                      note=f"skipped: no {method} records with two or more values of method_info.params.step_group")
+                      note=f"skipped: no records with two or more values of the {axis} parameter")
+    d["step_group"] = d["axis_value"]
     d["macro-F1 (%)"] = d["macro_f1"] * 100
     d["panel"] = [f"{a} / {b} / {c}" for a, b, c in zip(d["dataset"], d["view"], d["policy"])]
     panels = sorted(d["panel"].unique())

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from bench.api.registry import configuration_name
+from bench.records import CellRecord, MethodInfo, RecordError, read_record
+
 TIMING_STAGES = ("data", "proxy", "fit", "augment", "train", "evaluate", "total")
 
 COLUMNS = [
-    "cell_id", "dataset", "language", "view", "fraction", "shots", "method", "policy", "seed", "status",
-    "reason", "macro_f1", "accuracy", "n_test", "n_synthetic", "synthetic_requested", "identical_to_parent",
-    *[f"time_{s}" for s in TIMING_STAGES],
-    "synthetic_path", "backbone", "step_group", "params", "substitutes", "versions", "git", "record_file",
+    "cell_id", "dataset", "language", "view", "fraction", "shots", "method", "family", "base", "is_variant",
+    "axis", "axis_value", "policy", "seed", "status", "reason", "macro_f1", "accuracy", "n_test", "n_synthetic",
+    "synthetic_requested", "identical_to_parent", *[f"time_{s}" for s in TIMING_STAGES],
+    "synthetic_path", "backbone", "params", "substitutes", "versions", "git", "record_file",
 ]
 
 
@@ -26,19 +27,6 @@ def _num(x: Any) -> float:
     except (TypeError, ValueError):
         return math.nan
     return v
-
-
-def _view_numbers(view: str | None) -> tuple[float | None, int | None]:
-    """`5pct` -> (0.05, None), `10shot` -> (None, 10); anything else -> (None, None)."""
-    if not isinstance(view, str):
-        return None, None
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)pct", view)
-    if m:
-        return float(m.group(1)) / 100, None
-    m = re.fullmatch(r"(\d+)shot", view)
-    if m:
-        return None, int(m.group(1))
-    return None, None
 
 
 def resolve_synthetic_path(path: str | None, run_dir: Path) -> str | None:
@@ -51,43 +39,57 @@ def resolve_synthetic_path(path: str | None, run_dir: Path) -> str | None:
     return str(p)
 
 
-def record_to_row(rec: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
-    """Flatten one record (schema 1) into a row of :data:`COLUMNS`."""
-    metrics = rec.get("metrics") or {}
-    counts = rec.get("counts") or {}
-    timings = rec.get("timings") or {}
-    info = rec.get("method_info") or {}
-    params = info.get("params") or {}
-    fraction, shots = rec.get("fraction"), rec.get("shots")
-    if fraction is None and shots is None:
-        fraction, shots = _view_numbers(rec.get("view"))
-    policy = rec.get("policy")
+def configuration(info: MethodInfo) -> tuple[str, str | None, Any]:
+    """(configuration label, axis, axis value) from a record's registry facts.
+
+    The label is the registered base with its non-axis overrides (``diffusioncls-wo-las[nrt_weight=0]``);
+    an override of a declared axis (``diffusioncls[step_group=3]``) is a point of that axis of the same
+    configuration, so it is folded into the base and reported as (axis, value).
+    """
+    axes = list(info.axes)
+    label = configuration_name(info.base, {k: v for k, v in info.overrides.items() if k not in axes})
+    axis = axes[0] if axes else None
+    value = info.params.get(axis) if axis else None
+    return label, axis, value
+
+
+def record_to_row(rec: CellRecord | dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
+    """Flatten one record (any schema this suite reads) into a row of :data:`COLUMNS`."""
+    if not isinstance(rec, CellRecord):
+        rec = CellRecord.from_json(rec)
+    metrics, counts = rec.metrics, rec.counts
+    info = rec.method_info or MethodInfo(name=rec.method, base=rec.method, family=rec.method)
+    label, axis, axis_value = configuration(info)
     row = {
-        "cell_id": rec.get("cell_id"),
-        "dataset": rec.get("dataset"),
-        "language": rec.get("language"),
-        "view": rec.get("view"),
-        "fraction": _num(fraction),
-        "shots": _num(shots),
-        "method": base_method(rec.get("method")),
-        "policy": "-" if policy in (None, "", "none") else policy,
-        "seed": rec.get("seed"),
-        "status": rec.get("status") or "failed",
-        "reason": rec.get("reason"),
-        "macro_f1": _num(metrics.get("macro_f1")),
-        "accuracy": _num(metrics.get("accuracy")),
-        "n_test": _num(metrics.get("n")),
-        "n_synthetic": _num(counts.get("synthetic_produced")),
-        "synthetic_requested": _num(counts.get("synthetic_requested")),
-        "identical_to_parent": _num(counts.get("identical_to_parent")),
-        **{f"time_{s}": _num(timings.get(s)) for s in TIMING_STAGES},
-        "synthetic_path": rec.get("synthetic_path"),
-        "backbone": rec.get("backbone") or (rec.get("classifier") or {}).get("backbone"),
-        "step_group": _num(params.get("step_group")),
-        "params": params,
-        "substitutes": list(rec.get("substitutes") or []),
-        "versions": dict(rec.get("versions") or {}),
-        "git": rec.get("git"),
+        "cell_id": rec.cell_id,
+        "dataset": rec.dataset,
+        "language": rec.language,
+        "view": rec.view,
+        "fraction": _num(rec.fraction),
+        "shots": _num(rec.shots),
+        "method": label,
+        "family": info.family or info.base,
+        "base": info.base,
+        "is_variant": label != (info.family or info.base),
+        "axis": axis,
+        "axis_value": _num(axis_value),
+        "policy": "-" if rec.policy in (None, "", "none") else rec.policy,
+        "seed": rec.seed,
+        "status": rec.status or "failed",
+        "reason": rec.reason,
+        "macro_f1": _num(metrics.macro_f1) if metrics else math.nan,
+        "accuracy": _num(metrics.accuracy) if metrics else math.nan,
+        "n_test": _num(metrics.n) if metrics else math.nan,
+        "n_synthetic": _num(counts.synthetic_produced) if counts else math.nan,
+        "synthetic_requested": _num(counts.synthetic_requested) if counts else math.nan,
+        "identical_to_parent": _num(counts.identical_to_parent) if counts else math.nan,
+        **{f"time_{s}": _num(rec.timings.get(s)) for s in TIMING_STAGES},
+        "synthetic_path": rec.synthetic_path,
+        "backbone": rec.backbone or rec.classifier.get("backbone"),
+        "params": dict(info.params),
+        "substitutes": list(rec.substitutes),
+        "versions": dict(rec.versions),
+        "git": rec.git,
         "record_file": None,
     }
     if run_dir is not None:
@@ -97,33 +99,11 @@ def record_to_row(rec: dict[str, Any], run_dir: Path | None = None) -> dict[str,
     return row
 
 
-def base_method(name: str | None) -> str | None:
-    """``diffusioncls[step_group=3]`` -> ``diffusioncls``: a step sweep's cells are one method whose
-    ``step_group`` column tells them apart (tables then label them, Figure 6 plots them). A name with
-    any other bracketed parameter stays whole: it is a different configuration, its own row."""
-    if not name or not name.endswith("]") or "[" not in name:
-        return name
-    base, _, inner = name[:-1].partition("[")
-    keys = {part.partition("=")[0].strip() for part in inner.split(";")}
-    return base if keys == {"step_group"} else name
-
-
-ABLATION_VARIANTS = ("diffusioncls-wo-da", "diffusioncls-wo-lap", "diffusioncls-wo-nrt", "diffusioncls-wo-las",
-                     "diffusioncls-reflective")
-
-
-def is_ablation(name: str | None) -> bool:
-    """An ablation or diagnostic configuration of DiffusionCLS (Table 4's rows, not Table 2's): a
-    registered variant, or a parameterised name of the family, e.g. ``diffusioncls[nrt_weight=0]``
-    or ``diffusioncls-wo-las[nrt_weight=0]`` (a plain step sweep is folded by :func:`base_method`)."""
-    name = str(name or "")
-    base = name.partition("[")[0]
-    return base in ABLATION_VARIANTS or (base == "diffusioncls" and "[" in name)
-
-
 def ablation_rows(df: pd.DataFrame) -> pd.Series:
-    """Boolean Series: the rows whose method :func:`is_ablation`."""
-    return df["method"].map(is_ablation).astype(bool)
+    """Boolean Series: the rows of a variant configuration of a family (Table 4's rows, not Table 2's):
+    a registered variant (``diffusioncls-wo-nrt``) or a parameterised name with non-axis parameters
+    (``diffusioncls[nrt_weight=0]``); a plain axis sweep is not one."""
+    return df["is_variant"].astype(bool)
 
 
 def ablation_mask(df: pd.DataFrame, within: str, across: str) -> pd.Series:
@@ -145,10 +125,8 @@ def load_records(run_dir: str | Path) -> pd.DataFrame:
     rows, errors = [], []
     for f in sorted((run_dir / "records").glob("*.json")):
         try:
-            rec = json.loads(f.read_text(encoding="utf-8"))
-            if not isinstance(rec, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as e:
+            rec = read_record(f)
+        except RecordError as e:
             errors.append((f.name, str(e)))
             continue
         row = record_to_row(rec, run_dir)

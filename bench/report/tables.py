@@ -2,8 +2,10 @@
 
 Every table is a :class:`Table`: display strings (Markdown, LaTeX) and the numbers behind them (CSV).
 Scores are shown in percent; ``mean ± sample std (ddof=1)`` with the number of seeds ``n``; a 95%
-seeded bootstrap interval; the paired difference against ``none`` on identical splits (data set, view,
-seed) with its bootstrap interval and a paired test. Cells whose records are all ``unavailable`` show
+seeded bootstrap interval of the mean (3 or more seeds); the paired difference against ``none`` on
+identical splits (data set, view, seed) with its paired t-test, Holm-adjusted across the comparisons of
+the section, a Holm-consistent t-interval, a sign-flip p (6 or more pairs) and a verdict; each section's
+power notes say what difference its seeds could detect. Cells whose records are all ``unavailable`` show
 ``unavailable: <reason>``, all ``failed`` show ``failed``; failed records are excluded from every
 statistic and each table's notes count them. With one seed, std and intervals are ``-``.
 """
@@ -78,26 +80,31 @@ def _order_key(method: str, policy: str) -> tuple:
 
 
 def _view_sort(view: str) -> tuple:
-    from bench.report.load import _view_numbers
+    from bench.data import ViewSpec
 
-    f, s = _view_numbers(view)
-    return (s is not None, f if f is not None else (s if s is not None else math.inf), str(view))
+    try:
+        v = ViewSpec.parse(str(view))
+    except ValueError:
+        return (True, math.inf, str(view))
+    return (v.shots is not None, v.fraction if v.fraction is not None else v.shots, str(view))
 
 
 # ---------------------------------------------------------------- cells
 
 
 def with_variants(df: pd.DataFrame) -> pd.DataFrame:
-    """Add ``variant``: the method name, plus ``[step_group=g]`` when one data set/view/method/policy
-    holds records with several step groups (a step sweep), so a table never mixes them."""
+    """Add ``variant``: the method name, plus ``[axis=value]`` when one data set/view/method/policy
+    holds records at several values of the method's declared axis (a sweep, e.g. of step_group), so a
+    table never mixes them."""
     df = df.copy()
     df["variant"] = df["method"].astype(str)
-    if "step_group" in df and df["step_group"].notna().any():
+    if df["axis_value"].notna().any():
         keys = ["dataset", "view", "method", "policy"]
-        n_groups = df.groupby(keys)["step_group"].transform(lambda s: s.dropna().nunique())
-        sweep = (n_groups > 1) & df["step_group"].notna()
-        df.loc[sweep, "variant"] = [f"{m} [step_group={g:g}]" for m, g in zip(df.loc[sweep, "method"],
-                                                                             df.loc[sweep, "step_group"])]
+        n_values = df.groupby(keys)["axis_value"].transform(lambda s: s.dropna().nunique())
+        sweep = (n_values > 1) & df["axis_value"].notna()
+        df.loc[sweep, "variant"] = [f"{m} [{a}={g:g}]" for m, a, g in zip(df.loc[sweep, "method"],
+                                                                         df.loc[sweep, "axis"],
+                                                                         df.loc[sweep, "axis_value"])]
     return df
 
 
@@ -155,23 +162,129 @@ def _common_notes() -> list[str]:
     return [
         "Scores in percent: mean ± sample std (ddof=1) over seeds; n = seeds with a result; "
         "'-' where a statistic needs 2 or more seeds.",
-        "95% CI: percentile bootstrap over seeds (seeded, reproducible).",
+        "F1 95% CI: percentile bootstrap of the mean over seeds (scipy.stats.bootstrap, seeded, reproducible); "
+        "'-' with fewer than 3 seeds (with 2 it would only repeat the two scores).",
         "ΔF1: mean F1 minus the mean F1 of `none` (policy '-') of the same data set and view. "
         "Paired ΔF1: mean of the per-seed differences against `none` on identical splits (same data set, view "
-        "and seed; 'pairs' = seeds present on both sides) with its bootstrap 95% CI; "
-        "test: Wilcoxon signed-rank when pairs >= 5, paired t-test when 2 <= pairs < 5, none with 1 pair.",
+        "and seed; 'pairs' = seeds present on both sides).",
+        "t-test p: two-sided paired t-test of the mean paired difference (unadjusted). Holm p: Holm-adjusted "
+        "across the comparisons with `none` in this section (one data set and view). [CI]: t-interval of the "
+        "mean paired difference at the 'CI level' of the Holm step that decided the comparison (95% with one "
+        "comparison; 1 - 0.05/m for the smallest of m p-values; the level of the first failed step for every "
+        "comparison from there on), so it excludes 0 exactly when Holm p < 0.05.",
+        "verdict: 'better' / 'worse' when that interval lies above / below 0 and Holm p < 0.05, else "
+        "'no evidence' (which is not evidence of no effect).",
+        f"sign-flip p: two-sided sign-flip permutation test of the mean paired difference (unadjusted; exact "
+        f"up to {stats.EXACT_SIGN_FLIP_MAX} pairs, {stats.MC_SIGN_FLIPS} seeded random sign assignments above), "
+        f"shown from {stats.SIGN_FLIP_MIN_PAIRS} pairs on ('-' below): with n pairs it cannot go below "
+        f"2/2^n, e.g. {stats.min_attainable_p(5):.4f} with 5 pairs, so it could never reach 0.05.",
+        "'-' in the paired columns: fewer than 2 pairs, or paired differences that are all equal and not 0 "
+        "(no spread: the t-test and t-interval are undefined).",
     ]
 
 
-def _paired(df, metric, dataset, view, variant, policy, n_boot, seed, baseline=None, ok_only=False):
-    """Paired summary of (variant, policy) minus the baseline (default: `none`) on one data set and view."""
+def _paired_diffs(df, metric, dataset, view, variant, policy, baseline=None) -> np.ndarray | None:
+    """Per-seed differences of (variant, policy) minus the baseline (default: `none`) on one data set and
+    view, ok records only; None without pairs."""
     base = baseline or {"variant": BASELINE}
     sel = {"dataset": dataset, "view": view, "variant": variant, "policy": policy}
-    d = stats.paired_differences(df if ok_only else df[df["status"] == "ok"], metric, sel,
-                                 {"dataset": dataset, "view": view, **base})
-    if d.empty:
-        return None
-    return stats.paired_summary(d["diff"], n_boot=n_boot, seed=seed)
+    d = stats.paired_differences(df[df["status"] == "ok"], metric, sel, {"dataset": dataset, "view": view, **base})
+    return None if d.empty else d["diff"].to_numpy()
+
+
+@dataclass(frozen=True)
+class Compared:
+    """One comparison with `none`: its own paired summary and its decision within the section's family."""
+
+    summary: stats.PairedSummary
+    decision: stats.Decision
+
+
+def _section_comparisons(df, metric, dataset, view, combos, seed) -> tuple[dict, list[np.ndarray]]:
+    """Every (variant, policy) of one section (one data set and view) against `none`, Holm-adjusted as one
+    family. Returns ``{(variant, policy): Compared}`` and the paired differences (for the power note)."""
+    diffs = {}
+    for variant, policy in combos:
+        if variant != BASELINE:
+            d = _paired_diffs(df, metric, dataset, view, variant, policy)
+            if d is not None:
+                diffs[(variant, policy)] = d
+    decisions = stats.decide_section(diffs)
+    compared = {k: Compared(stats.paired_summary(d, seed=seed), decisions[k]) for k, d in diffs.items()}
+    return compared, list(diffs.values())
+
+
+PAIRED_DISPLAY = ("paired ΔF1 [CI]", "CI level", "pairs", "t-test p", "Holm p", "sign-flip p", "verdict")
+
+
+def level_text(level: float) -> str:
+    return DASH if stats.is_missing(level) else f"{100 * level:.1f}%"
+
+
+def _paired_display(c: Compared | None) -> dict[str, str]:
+    """The statistics columns of a Table 2/4 row ('-' for the baseline and for cells without pairs)."""
+    if c is None:
+        return dict.fromkeys(PAIRED_DISPLAY, DASH)
+    s, dec = c.summary, c.decision
+    return {"paired ΔF1 [CI]": f"{signed_pct(s.mean_diff)} {interval(dec.ci_low, dec.ci_high, signed=True)}",
+            "CI level": level_text(dec.ci_level), "pairs": str(s.n_pairs), "t-test p": pval(s.p),
+            "Holm p": pval(dec.p_holm), "sign-flip p": pval(s.p_signflip), "verdict": dec.verdict}
+
+
+def _paired_data(c: Compared | None) -> dict[str, object]:
+    """The statistics of a row as numbers for the CSV (NaN / 0 / None without pairs): ``paired_ci_*`` is the
+    unadjusted 95% t-interval, ``paired_adj_ci_*`` the Holm-consistent one at ``paired_ci_level``."""
+    s, dec = (c.summary, c.decision) if c else (None, None)
+    nan = math.nan
+    return {"paired_diff": s.mean_diff if s else nan, "paired_sd": s.sd_diff if s else nan,
+            "paired_ci_low": s.ci_low if s else nan, "paired_ci_high": s.ci_high if s else nan,
+            "pairs": s.n_pairs if s else 0, "test": s.test if s else None, "t_stat": s.statistic if s else nan,
+            "p": s.p if s else nan, "p_holm": dec.p_holm if dec else nan,
+            "p_signflip": s.p_signflip if s else nan, "paired_ci_level": dec.ci_level if dec else nan,
+            "paired_adj_ci_low": dec.ci_low if dec else nan, "paired_adj_ci_high": dec.ci_high if dec else nan,
+            "verdict": dec.verdict if dec else None}
+
+
+@dataclass(frozen=True)
+class SectionPower:
+    """What one section's seeds can detect: the pooled SD of its paired differences (all comparisons with
+    `none`), the typical number of pairs, the minimum detectable difference there (80% power, two-sided
+    paired t at 0.05, unadjusted) and the seeds a 1- and a 2-point effect would need."""
+
+    sd_diff: float
+    df: int
+    pairs: int
+    mdd: float
+    seeds_1pt: int | None
+    seeds_2pt: int | None
+
+
+def section_power(diffs: Sequence[np.ndarray]) -> SectionPower:
+    """Power summary of a section; 'pairs' is the most common number of pairs among its comparisons with 2
+    or more pairs (ties: the smaller)."""
+    sd, df = stats.pooled_sd(diffs)
+    counts = [len(d) for d in diffs if len(d) >= 2]
+    pairs = min(set(counts), key=lambda c: (-counts.count(c), c)) if counts else 0
+    return SectionPower(sd, df, pairs, stats.min_detectable_difference(sd, pairs),
+                        stats.seeds_needed(sd, 0.01), stats.seeds_needed(sd, 0.02))
+
+
+def _seeds_text(n: int | None) -> str:
+    return "over a million" if n is None else str(n)  # None with a valid SD: beyond seeds_needed's max_n
+
+
+def power_note(label: str, p: SectionPower) -> str:
+    if stats.is_missing(p.mdd):
+        return (f"Power, {label}: not computed (no comparison with `none` has 2 or more pairs with spread).")
+    return (f"Power, {label}: pooled SD of the paired differences {pct(p.sd_diff)} points (df {p.df}); with "
+            f"{p.pairs} pairs a two-sided paired t-test at 0.05 (unadjusted) has 80% power for a true paired "
+            f"difference of {pct(p.mdd)} points; 1 point would need {_seeds_text(p.seeds_1pt)} seeds, "
+            f"2 points {_seeds_text(p.seeds_2pt)}.")
+
+
+def _power_data(p: SectionPower) -> dict[str, object]:
+    return {"section_sd_diff": p.sd_diff, "section_pairs": p.pairs, "section_mdd": p.mdd,
+            "section_seeds_1pt": p.seeds_1pt, "section_seeds_2pt": p.seeds_2pt}
 
 
 # ---------------------------------------------------------------- Table 2 / Table 4 (one view per section)
@@ -180,7 +293,7 @@ def _paired(df, metric, dataset, view, variant, policy, n_boot, seed, baseline=N
 def _per_view_table(df: pd.DataFrame, name: str, title: str, variants_filter, n_boot: int, seed: int,
                     extra_baseline: str | None = None) -> Table:
     df = with_variants(df)
-    disp_rows, data_rows = [], []
+    disp_rows, data_rows, power_notes = [], [], []
     groups = df[variants_filter(df)].groupby(["dataset", "view"], sort=False)
     keys = sorted(groups.groups.keys(), key=lambda k: (str(k[0]), _view_sort(k[1])))
     for dataset, view in keys:
@@ -189,12 +302,14 @@ def _per_view_table(df: pd.DataFrame, name: str, title: str, variants_filter, n_
         combos = sorted({(v, p) for v, p in zip(g["variant"], g["policy"])}, key=lambda t: _order_key(*t))
         base_cell = cell(df[(df["dataset"] == dataset) & (df["view"] == view) & (df["variant"] == BASELINE)],
                          "macro_f1", n_boot, seed)
+        compared, section_diffs = _section_comparisons(dv, "macro_f1", dataset, view, combos, seed)
+        power = section_power(section_diffs)
+        power_notes.append(power_note(f"{dataset} / {view}", power))
         for variant, policy in combos:
             rows = g[(g["variant"] == variant) & (g["policy"] == policy)]
             f1, acc = cell(rows, "macro_f1", n_boot, seed), cell(rows, "accuracy", n_boot, seed)
             is_base = variant == BASELINE
-            ps = None if is_base or f1.status != "ok" else _paired(dv, "macro_f1", dataset, view, variant, policy,
-                                                                   n_boot, seed, ok_only=True)
+            ps = None if is_base or f1.status != "ok" else compared.get((variant, policy))
             delta = (f1.summary.mean - base_cell.summary.mean
                      if f1.status == "ok" and base_cell.status == "ok" and not is_base else math.nan)
             drow = {"dataset": dataset, "view": view, "method": variant, "policy": policy,
@@ -202,10 +317,7 @@ def _per_view_table(df: pd.DataFrame, name: str, title: str, variants_filter, n_
                     "macro-F1": f1.text(), "F1 95% CI": interval(f1.summary.ci_low, f1.summary.ci_high)
                     if f1.status == "ok" else DASH,
                     "accuracy": "unavailable" if acc.status == "unavailable" else acc.text(), "ΔF1": "(ref)" if is_base else signed_pct(delta),
-                    "paired ΔF1 [95% CI]": DASH if ps is None else
-                    f"{signed_pct(ps.mean_diff)} {interval(ps.ci_low, ps.ci_high, signed=True)}",
-                    "pairs": DASH if ps is None else str(ps.n_pairs),
-                    "test (p)": DASH if ps is None or ps.test is None else f"{ps.test} ({pval(ps.p)})"}
+                    **_paired_display(ps)}
             nrow = {"dataset": dataset, "view": view, "method": variant, "policy": policy, "status": f1.status,
                     "reason": f1.reason, "n": f1.summary.n if f1.summary else 0, "n_failed": f1.n_failed,
                     "f1_mean": f1.summary.mean if f1.summary else math.nan,
@@ -216,26 +328,35 @@ def _per_view_table(df: pd.DataFrame, name: str, title: str, variants_filter, n_
                     "acc_std": acc.summary.std if acc.summary else math.nan,
                     "acc_ci_low": acc.summary.ci_low if acc.summary else math.nan,
                     "acc_ci_high": acc.summary.ci_high if acc.summary else math.nan,
-                    "delta_f1": delta,
-                    "paired_diff": ps.mean_diff if ps else math.nan,
-                    "paired_ci_low": ps.ci_low if ps else math.nan, "paired_ci_high": ps.ci_high if ps else math.nan,
-                    "pairs": ps.n_pairs if ps else 0, "test": ps.test if ps else None,
-                    "p": ps.p if ps else math.nan}
+                    "delta_f1": delta, **_paired_data(ps), **_power_data(power)}
             if extra_baseline:
                 pf = None
                 if variant != extra_baseline and f1.status == "ok":
-                    pf = _paired(dv, "macro_f1", dataset, view, variant, policy, n_boot, seed,
-                                 baseline={"variant": extra_baseline, "policy": policy}, ok_only=True)
-                drow[f"paired ΔF1 vs {extra_baseline}"] = ("(ref)" if variant == extra_baseline else DASH
-                                                            if pf is None else
-                                                            f"{signed_pct(pf.mean_diff)} "
-                                                            f"{interval(pf.ci_low, pf.ci_high, signed=True)}")
+                    d = _paired_diffs(dv, "macro_f1", dataset, view, variant, policy,
+                                      baseline={"variant": extra_baseline, "policy": policy})
+                    pf = None if d is None else stats.paired_summary(d, seed=seed)
+                drow[f"paired ΔF1 vs {extra_baseline} [95% CI]"] = (
+                    "(ref)" if variant == extra_baseline else DASH if pf is None else
+                    f"{signed_pct(pf.mean_diff)} {interval(pf.ci_low, pf.ci_high, signed=True)}")
                 nrow[f"paired_diff_vs_{extra_baseline}"] = pf.mean_diff if pf else math.nan
+                nrow[f"paired_ci_low_vs_{extra_baseline}"] = pf.ci_low if pf else math.nan
+                nrow[f"paired_ci_high_vs_{extra_baseline}"] = pf.ci_high if pf else math.nan
+                nrow[f"p_vs_{extra_baseline}"] = pf.p if pf else math.nan
             disp_rows.append(drow)
             data_rows.append(nrow)
     display, data = pd.DataFrame(disp_rows), pd.DataFrame(data_rows)
-    notes = _common_notes() + _status_notes(df[variants_filter(df)]) if len(display) else []
+    notes = []
+    if len(display):
+        notes = _common_notes() + _extra_baseline_notes(extra_baseline) + power_notes \
+            + _status_notes(df[variants_filter(df)])
     return Table(name, title, display, data, section=["dataset", "view"], notes=notes)
+
+
+def _extra_baseline_notes(extra_baseline: str | None) -> list[str]:
+    if not extra_baseline:
+        return []
+    return [f"paired ΔF1 vs {extra_baseline}: the same pairing against `{extra_baseline}` (same policy) with "
+            "its 95% t-interval, unadjusted and without a verdict; p-values in the CSV."]
 
 
 def table2(df: pd.DataFrame, n_boot: int = stats.DEFAULT_BOOT, seed: int = stats.DEFAULT_SEED) -> Table:
@@ -247,18 +368,20 @@ def table2(df: pd.DataFrame, n_boot: int = stats.DEFAULT_BOOT, seed: int = stats
 
 
 def table4(df: pd.DataFrame, n_boot: int = stats.DEFAULT_BOOT, seed: int = stats.DEFAULT_SEED) -> Table:
-    """Table 4: DiffusionCLS ablations (and `none` as the reference), with the paired difference against
-    the full method too."""
+    """Table 4: the variants of a method family (registered ablations such as DiffusionCLS's, and
+    parameterised configurations) with the family's own method and `none` as references; the paired
+    difference against the family's method too (when the table holds one family)."""
     abl = ablation_rows(df)
     if not abl.any():
-        return Table("table4", "Table 4: DiffusionCLS ablations", pd.DataFrame(), pd.DataFrame())
+        return Table("table4", "Table 4: ablations", pd.DataFrame(), pd.DataFrame())
     pairs = set(zip(df.loc[abl, "dataset"], df.loc[abl, "view"]))
+    families = sorted(set(df.loc[abl, "family"]))
 
     def keep(d):
         in_pair = pd.Series([(a, b) in pairs for a, b in zip(d["dataset"], d["view"])], index=d.index)
-        return in_pair & (d["method"].isin((BASELINE, "diffusioncls")) | ablation_rows(d))
-    return _per_view_table(df, "table4", "Table 4: DiffusionCLS ablations (macro-F1)", keep, n_boot, seed,
-                           extra_baseline="diffusioncls")
+        return in_pair & (d["method"].isin((BASELINE, *families)) | ablation_rows(d))
+    return _per_view_table(df, "table4", f"Table 4: ablations of {', '.join(families)} (macro-F1)", keep,
+                           n_boot, seed, extra_baseline=families[0] if len(families) == 1 else None)
 
 
 # ---------------------------------------------------------------- Table 9 / Table 3 (views as columns)
@@ -272,10 +395,17 @@ def _views_as_columns(df: pd.DataFrame, name: str, title: str, view_mask, metric
     if sub.empty:
         return Table(name, title, pd.DataFrame(), pd.DataFrame())
     views = sorted(sub["view"].unique(), key=_view_sort)
-    disp_rows, data_rows = [], []
+    disp_rows, data_rows, power_notes = [], [], []
     for dataset in sorted(sub["dataset"].unique(), key=str):
         g = sub[sub["dataset"] == dataset]
         combos = sorted({(v, p) for v, p in zip(g["variant"], g["policy"])}, key=lambda t: _order_key(*t))
+        compared, power = {}, {}
+        for view in views:  # one Holm family per data set and view
+            dv = df[(df["dataset"] == dataset) & (df["view"] == view) & (df["status"] == "ok")]
+            compared[view], section_diffs = _section_comparisons(dv, metric, dataset, view, combos, seed)
+            power[view] = section_power(section_diffs)
+            if section_diffs:
+                power_notes.append(power_note(f"{dataset} / {view}", power[view]))
         for variant, policy in combos:
             drow = {"dataset": dataset, "method": variant, "policy": policy}
             for view in views:
@@ -285,9 +415,7 @@ def _views_as_columns(df: pd.DataFrame, name: str, title: str, view_mask, metric
                 is_base = variant == BASELINE
                 delta = (c.summary.mean - base.summary.mean
                          if c.status == "ok" and base.status == "ok" and not is_base else math.nan)
-                ps = None if is_base or c.status != "ok" else _paired(
-                    df[(df["dataset"] == dataset) & (df["view"] == view) & (df["status"] == "ok")], metric,
-                    dataset, view, variant, policy, n_boot, seed, ok_only=True)
+                ps = None if is_base or c.status != "ok" else compared[view].get((variant, policy))
                 t = c.text()
                 if c.status == "ok":
                     t += f" (n={c.summary.n}"
@@ -300,15 +428,14 @@ def _views_as_columns(df: pd.DataFrame, name: str, title: str, view_mask, metric
                                   "std": c.summary.std if c.summary else math.nan,
                                   "ci_low": c.summary.ci_low if c.summary else math.nan,
                                   "ci_high": c.summary.ci_high if c.summary else math.nan,
-                                  "delta": delta, "paired_diff": ps.mean_diff if ps else math.nan,
-                                  "paired_ci_low": ps.ci_low if ps else math.nan,
-                                  "paired_ci_high": ps.ci_high if ps else math.nan,
-                                  "pairs": ps.n_pairs if ps else 0, "test": ps.test if ps else None,
-                                  "p": ps.p if ps else math.nan})
+                                  "delta": delta, **_paired_data(ps), **_power_data(power[view])})
             disp_rows.append(drow)
     notes = [f"{METRIC_NAMES[metric]} in percent, mean ± sample std (ddof=1) over n seeds; "
-             "Δ = difference of means against `none` of the same data set and view; "
-             "paired intervals and tests are in the CSV.", *_status_notes(sub)]
+             "Δ = difference of means against `none` of the same data set and view. The paired statistics "
+             "against `none` are in the CSV, computed as in Table 2: paired t-test, Holm across the comparisons "
+             "of each data set and view, the Holm-consistent t-interval (paired_adj_ci_*, at paired_ci_level; "
+             "paired_ci_* is the unadjusted 95% t-interval), sign-flip p from "
+             f"{stats.SIGN_FLIP_MIN_PAIRS} pairs on, verdict.", *power_notes, *_status_notes(sub)]
     return Table(name, title, pd.DataFrame(disp_rows), pd.DataFrame(data_rows), section=["dataset"], notes=notes)
 
 
@@ -362,8 +489,9 @@ def aggregate(df: pd.DataFrame, metric: str = "macro_f1", n_boot: int = stats.DE
                               "poi_ci_low": plo, "poi_ci_high": phi, "poi_tasks": len(common)})
     notes = ["Tasks = data sets of the view; runs = seeds. IQM = mean of the middle 50% of all runs of all "
              "tasks; P(improve) = per task the probability that a run of the method beats a run of `none` "
-             "(ties 1/2), averaged over tasks; 95% CIs from a stratified bootstrap (runs resampled within each "
-             "task), seeded. Failed and unavailable records are excluded."]
+             "(ties 1/2), averaged over tasks; 95% CIs: percentile intervals of a stratified bootstrap (runs "
+             "resampled within each task; scipy.stats.bootstrap, seeded), '-' unless every task has 3 or more "
+             "runs (of the method and of `none`). Failed and unavailable records are excluded."]
     return Table("aggregate", f"Aggregate over data sets ({METRIC_NAMES[metric]})", pd.DataFrame(disp_rows),
                  pd.DataFrame(data_rows), section=["view"], notes=notes)
 

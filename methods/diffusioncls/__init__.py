@@ -4,8 +4,8 @@ Pipeline, one module per stage (nothing heavy is imported here):
 
 * :mod:`.importance` - proxy [CLS] attention weights (Eq. 1), aligned with the masked text;
 * :mod:`.schedule`   - the label-aware noise schedule (Eq. 2-3), marginal and reference variants;
-* :mod:`.mlm`        - the one-off MLM-head adaptation of the offline encoder, and the diffusion LM
-  (proxy encoder + MLM head + label-prompt tokens) with its time-agnostic training;
+* :mod:`.diffusion_lm` - the diffusion LM (proxy encoder + the MLM head of
+  :func:`methods.common.mlm.adapted_mlm_dir` + label-prompt tokens) and its time-agnostic training;
 * :mod:`.generate`   - conditional generation: mask at a step group, restore (greedy / iterative);
 * :mod:`.method`     - the :class:`~methods.diffusioncls.method.DiffusionCLS` augmenter (offline and
   reflective generation, noise-resistant training options, ablations).

@@ -100,7 +100,7 @@ def restore(model, input_ids, attention_mask, token_type_ids, mask, banned: Sequ
     """
     import torch
 
-    from methods.diffusioncls.mlm import masked_lm_logits
+    from methods.diffusioncls.diffusion_lm import masked_lm_logits
 
     if decoding not in DECODINGS:
         raise ValueError(f"unknown decoding {decoding!r}; known {DECODINGS}")
@@ -238,7 +238,7 @@ class DiffusionGenerator:
 
 
 def hash_seed(*parts: Any) -> int:
-    from methods.base import stable_hash
+    from bench.api import stable_hash
 
     return int(stable_hash(list(parts), 12), 16)
 

@@ -2,7 +2,7 @@
 
 fit(train, context):
   1. the proxy = ``context.proxy()`` (the cell's ``none`` classifier; never trained here);
-  2. the masked LM to start from: :func:`~methods.diffusioncls.mlm.adapted_mlm_dir` of the proxy's
+  2. the masked LM to start from: :func:`~methods.common.mlm.adapted_mlm_dir` of the proxy's
      backbone (the offline MiniLM gets a suite-trained MLM head; hub BERTs keep theirs);
   3. the diffusion LM = proxy encoder + that MLM head + one ``<LABEL-x>`` token per label, trained
      time-agnostically on the train split with the label-aware schedule, cached under
@@ -29,17 +29,21 @@ Noise-resistant training is done by the runner's classifier: :meth:`classifier_o
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from methods.base import (
+from bench.api import (
     Augmenter,
     AugmenterError,
     Example,
     MethodMeta,
+    MethodParams,
     Synthetic,
     examples_fingerprint,
+    param,
     stable_hash,
 )
+from bench.api.hub import OFFLINE_BACKBONES
 from methods.diffusioncls.generate import DECODINGS, DiffusionGenerator, GenItem, hash_seed
 from methods.diffusioncls.importance import NORMS, importance_weights, tokenize_texts
 from methods.diffusioncls.schedule import SCHEDULES, step_group_steps
@@ -63,67 +67,70 @@ def proxy_identity(proxy) -> str:
     return h.hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class DiffusionParams(MethodParams):
+    # noise schedule
+    T: int = param(32, fit=True)
+    n_groups: int = 8
+    step_group: int = param(4, axis=True, doc="which of the n_groups groups of T steps masks the originals "
+                            "(1-based; the paper's Figure 6 axis)")
+    lam: float = param(0.5, fit=True)
+    schedule: str = param("marginal", fit=True, choices=SCHEDULES, doc="or cumulative (reference code)")
+    importance_norm: str = param("none", fit=True, choices=NORMS, doc="none (paper: raw attention) | sum | max")
+    # label-aware prompting
+    label_prompt: bool = param(True, fit=True)
+    # diffusion LM training (paper: lr 4e-6, 1-2 epochs, batch 32 on 10^3-10^4 texts; a low-resource view has
+    # ~500 texts, so more epochs and a larger lr; measured in the report). dlm_init "proxy": the paper's init
+    # (proxy encoder + MLM head); "mlm": the masked LM's own encoder; "auto": "mlm" where the suite adapted the
+    # masked LM (offline MiniLM: its head was trained on re-trained layers the proxy lacks), else "proxy".
+    # Measured with scripts/probe_diffusion_lm.py (airline 5%, seed 0, dev restoration at group 4 after 4
+    # epochs): proxy 9.2%, mlm 16.4% at lr 5e-5; mlm 19.8% at lr 2e-4 (hence the lr; the paper's 4e-6 is for
+    # 10^3-10^4 texts on bert-base)
+    dlm_init: str = param("auto", fit=True, choices=("auto", "proxy", "mlm"))
+    dlm_epochs: int = param(4, fit=True)
+    dlm_lr: float = param(2e-4, fit=True)
+    dlm_batch_size: int = param(32, fit=True)
+    max_length: int = param(64, fit=True)
+    # generation
+    generate: bool = param(True, fit=True, doc="False = w/o D.A.: no pseudo samples, noise-resistant training only")
+    generation: str = param("offline", choices=("offline", "reflective"), doc="reflective: online, from the "
+                            "classifier being trained")
+    decoding: str = param("greedy", choices=DECODINGS, doc="reference: one pass argmax; or iterative")
+    passes: int = 4
+    top_k: int = 0
+    temperature: float = 1.0
+    mask_draws: str = param("shared", choices=("shared", "independent"))
+    min_masked: int = 1
+    reflective_n: int = 4
+    gen_batch_size: int = 64
+    # noise-resistant training (read by the runner through classifier_options)
+    nrt_weight: float = 1.0
+    nrt_tau: float = 0.05
+
+    def __post_init__(self):
+        if self.nrt_weight < 0:
+            raise AugmenterError("diffusioncls: nrt_weight must be >= 0")
+        step_group_steps(self.step_group, self.T, self.n_groups)  # raises on a group outside 1..n_groups
+
+
 class DiffusionCLS(Augmenter):
     meta = MethodMeta(
         name="diffusioncls",
         version=VERSION,
         description="label-aware masked-diffusion LM augmentation + noise-resistant training",
         needs_fit=True,
+        needs_proxy=True,
         languages=("en", "zh"),
         citation="Chen et al. (2024), An Effective Deployment of Diffusion LM for Data Augmentation in "
         "Low-Resource Sentiment Classification. EMNLP. arXiv:2409.03203",
         paper_model="bert-base-uncased / chinese-roberta-wwm-ext",
     )
-    default_params: dict[str, Any] = {
-        # noise schedule
-        "T": 32,
-        "n_groups": 8,
-        "step_group": 4,
-        "lam": 0.5,
-        "schedule": "marginal",  # or "cumulative" (reference code)
-        "importance_norm": "none",  # "none" (paper: raw attention) | "sum" | "max"
-        # label-aware prompting
-        "label_prompt": True,
-        # diffusion LM training (paper: lr 4e-6, 1-2 epochs, batch 32 on 10^3-10^4 texts; a
-        # low-resource view has ~500 texts, so more epochs and a larger lr; measured in the report)
-        # "proxy": the paper's init (proxy encoder + MLM head); "mlm": the masked LM's own encoder;
-        # "auto": "mlm" where the suite adapted the masked LM (offline MiniLM: its head was trained on
-        # re-trained layers the proxy lacks), else "proxy". Measured with scripts/probe_diffusion_lm.py
-        # (airline 5%, seed 0, dev restoration at group 4 after 4 epochs): proxy 9.2%, mlm 16.4% at lr 5e-5;
-        # mlm 19.8% at lr 2e-4 (hence the lr; the paper's 4e-6 is for 10^3-10^4 texts on bert-base)
-        "dlm_init": "auto",
-        "dlm_epochs": 4,
-        "dlm_lr": 2e-4,
-        "dlm_batch_size": 32,
-        "max_length": 64,
-        # generation
-        "generate": True,  # False = w/o D.A.: no pseudo samples, noise-resistant training only
-        "generation": "offline",  # or "reflective" (online, from the classifier being trained)
-        "decoding": "greedy",  # reference: one pass argmax; or "iterative"
-        "passes": 4,
-        "top_k": 0,
-        "temperature": 1.0,
-        "mask_draws": "shared",  # or "independent"
-        "min_masked": 1,
-        "reflective_n": 4,
-        "gen_batch_size": 64,
-        # noise-resistant training (read by the runner through classifier_options)
-        "nrt_weight": 1.0,
-        "nrt_tau": 0.05,
-    }
+    Params = DiffusionParams
+    p: DiffusionParams
 
     def __init__(self, seed: int = 0, **params: Any):
         super().__init__(seed, **params)
-        p = self.params
-        checks = [("schedule", SCHEDULES), ("decoding", DECODINGS), ("importance_norm", NORMS),
-                  ("generation", ("offline", "reflective")), ("mask_draws", ("shared", "independent")),
-                  ("dlm_init", ("auto", "proxy", "mlm"))]
-        for name, allowed in checks:
-            if p[name] not in allowed:
-                raise AugmenterError(f"diffusioncls: {name}={p[name]!r}; expected one of {list(allowed)}")
-        self.steps = step_group_steps(int(p["step_group"]), int(p["T"]), int(p["n_groups"]))
-        if not 0.0 <= float(p["nrt_weight"]):
-            raise AugmenterError("diffusioncls: nrt_weight must be >= 0")
+        self.steps = step_group_steps(self.p.step_group, self.p.T, self.p.n_groups)
         self._proxy = None
         self._generator: DiffusionGenerator | None = None
         self._dlm_key: str | None = None
@@ -133,87 +140,83 @@ class DiffusionCLS(Augmenter):
         self.fit_info: dict[str, Any] = {}
         self.reflective_stats: dict[str, Any] = {"batches": 0, "produced": 0, "identical": 0, "seconds": 0.0}
 
+    def needs_proxy(self) -> bool:
+        return self.p.generate
+
     @property
     def online(self) -> bool:
-        return self.params["generation"] == "reflective"
+        return self.p.generation == "reflective"
 
     def online_stats(self) -> dict[str, Any]:
         return dict(self.reflective_stats) if self.online else {}
 
     # ------------------------------------------------------------------ metadata
     def substitutes(self) -> list[dict[str, str]]:
-        if not self._backbone:
-            return []
-        from bench.classifier import OFFLINE_BACKBONES
-
-        if self._backbone not in OFFLINE_BACKBONES:
+        if not self._backbone or self._backbone not in OFFLINE_BACKBONES:
             return []
         acc = (self._mlm_report or {}).get("fill_mask_accuracy")
         acc_s = f"{acc:.3f}" if isinstance(acc, float) else "not measured"
         paper = "chinese-roberta-wwm-ext MLM" if self.language == "zh" else "bert-base-uncased MLM"
         return [{"role": "diffusion LM init", "paper": paper,
-                 "used": f"{OFFLINE_BACKBONES[self._backbone][2]} + suite MLM adaptation on IMDb "
+                 "used": f"{OFFLINE_BACKBONES[self._backbone].describe} + suite MLM adaptation on IMDb "
                          f"(held-out fill-mask acc {acc_s})"
                          + ("; diffusion LM initialised from it, not from the proxy" if self._init == "mlm" else "")}]
 
     def classifier_options(self) -> dict[str, Any]:
-        return {"nrt_weight": float(self.params["nrt_weight"]), "nrt_tau": float(self.params["nrt_tau"]),
-                "group_batches": True}
+        return {"nrt_weight": self.p.nrt_weight, "nrt_tau": self.p.nrt_tau, "group_batches": True}
 
     # ------------------------------------------------------------------ fit
     def _fit(self, train: list[Example], context) -> None:
-        p = self.params
+        p = self.p
         self._backbone = context.backbone
-        if not p["generate"]:
+        if not p.generate:
             self.fit_info = {"diffusion_lm": "not trained (generate=False)"}
             return
         t0 = time.perf_counter()
-        from methods.diffusioncls import mlm
+        from methods.common.mlm import adaptation_report, adapted_mlm_dir
+        from methods.diffusioncls import diffusion_lm as dlm
 
         proxy = context.proxy()
         self._proxy = proxy
-        self._backbone = proxy.config.backbone
-        mlm_dir = mlm.adapted_mlm_dir(proxy.config.backbone)
-        self._mlm_report = mlm.adaptation_report(mlm_dir)
-        init = p["dlm_init"] if p["dlm_init"] != "auto" else ("mlm" if self._mlm_report else "proxy")
+        self._backbone = proxy.backbone
+        mlm_dir = adapted_mlm_dir(proxy.backbone)
+        self._mlm_report = adaptation_report(mlm_dir)
+        init = p.dlm_init if p.dlm_init != "auto" else ("mlm" if self._mlm_report else "proxy")
         self._init = init
         labels = tuple(context.labels)
         key = {
             "method": self.meta.name, "version": self.meta.version, "train": examples_fingerprint(train),
             "labels": list(labels), "seed": self.seed,
-            "proxy": context.extra.get("proxy_key") or proxy_identity(proxy),
+            "proxy": context.proxy_key or proxy_identity(proxy),
             "mlm": (self._mlm_report or {}).get("key") or str(mlm_dir),
-            **{k: p[k] for k in ("T", "lam", "schedule", "importance_norm", "label_prompt", "dlm_epochs",
-                                 "dlm_lr", "dlm_batch_size", "max_length")},
+            **{k: self.params[k] for k in ("T", "lam", "schedule", "importance_norm", "label_prompt", "dlm_epochs",
+                                           "dlm_lr", "dlm_batch_size", "max_length")},
             **({"dlm_init": init} if init != "proxy" else {}),
         }
         self._dlm_key = stable_hash(key)
         cache = context.cache_dir("diffusion_lm", key)
         cached = cache is not None and (cache / "diffusion_lm.json").exists()
         if cached:
-            model, tok, meta = mlm.load_diffusion_lm(cache)
+            model, tok, meta = dlm.load_diffusion_lm(cache)
             label_ids = meta.get("label_ids")
             train_info = meta.get("training", {})
         else:
-            model, tok, label_ids = mlm.build_diffusion_lm(proxy, mlm_dir, labels, bool(p["label_prompt"]),
-                                                             init=init)
+            model, tok, label_ids = dlm.build_diffusion_lm(proxy, mlm_dir, labels, p.label_prompt, init=init)
             model.to(context.device or "cpu")
             toks = tokenize_texts(proxy.tokenizer, [e.text for e in train], self._max_text())
-            weights = importance_weights(proxy.model, proxy.tokenizer, toks, p["importance_norm"])
+            weights = importance_weights(proxy.model, proxy.tokenizer, toks, p.importance_norm)
             lids = None if label_ids is None else [label_ids[e.label] for e in train]
-            train_info = mlm.train_diffusion_lm(
-                model, tok, toks, weights, lids, T=int(p["T"]), lam=float(p["lam"]), schedule=p["schedule"],
-                epochs=int(p["dlm_epochs"]), lr=float(p["dlm_lr"]), batch_size=int(p["dlm_batch_size"]),
-                seed=hash_seed(self.seed, "diffusion-lm") % (2**31),
-                progress=context.extra.get("progress"),
+            train_info = dlm.train_diffusion_lm(
+                model, tok, toks, weights, lids, T=p.T, lam=p.lam, schedule=p.schedule, epochs=p.dlm_epochs,
+                lr=p.dlm_lr, batch_size=p.dlm_batch_size, seed=hash_seed(self.seed, "diffusion-lm") % (2**31),
+                progress=context.progress,
             )
             if cache is not None:
-                mlm.save_diffusion_lm(cache, model, tok, {"key": key, "label_ids": label_ids, "training": train_info})
+                dlm.save_diffusion_lm(cache, model, tok, {"key": key, "label_ids": label_ids, "training": train_info})
         self._generator = DiffusionGenerator(
-            model.to(context.device or "cpu"), tok, label_ids,
-            T=int(p["T"]), lam=float(p["lam"]), schedule=p["schedule"], decoding=p["decoding"],
-            passes=int(p["passes"]), top_k=int(p["top_k"]), temperature=float(p["temperature"]),
-            min_masked=int(p["min_masked"]), batch_size=int(p["gen_batch_size"]), seed=self.seed,
+            model.to(context.device or "cpu"), tok, label_ids, T=p.T, lam=p.lam, schedule=p.schedule,
+            decoding=p.decoding, passes=p.passes, top_k=p.top_k, temperature=p.temperature,
+            min_masked=p.min_masked, batch_size=p.gen_batch_size, seed=self.seed,
         )
         self.fit_info = {"diffusion_lm_key": self._dlm_key, "cache_hit": bool(cached), "dlm_init": init,
                          "cache_dir": str(cache) if cache else None, "training": train_info,
@@ -221,24 +224,23 @@ class DiffusionCLS(Augmenter):
                              "fill_mask_accuracy"), "fit_seconds": time.perf_counter() - t0}
 
     def _max_text(self) -> int:
-        return int(self.params["max_length"]) - (4 if self.params["label_prompt"] else 2)
+        return self.p.max_length - (4 if self.p.label_prompt else 2)
 
     # ------------------------------------------------------------------ generation
     def _items(self, examples: list[tuple[Example, int]], weights_model, salt: Any) -> list[GenItem]:
-        p = self.params
         toks = tokenize_texts(self._proxy.tokenizer, [e.text for e, _ in examples], self._max_text())
-        weights = importance_weights(weights_model, self._proxy.tokenizer, toks, p["importance_norm"])
+        weights = importance_weights(weights_model, self._proxy.tokenizer, toks, self.p.importance_norm)
         items = []
         for (ex, n), tk, w in zip(examples, toks, weights):
             for k in range(n):
-                draw = k // len(self.steps) if p["mask_draws"] == "shared" else k
+                draw = k // len(self.steps) if self.p.mask_draws == "shared" else k
                 items.append(GenItem(tk, w, ex.label, self.steps[k % len(self.steps)],
                                      hash_seed(self.seed, "mask", salt, ex.id, draw)))
         return items
 
     def _generate(self, pairs: list[tuple[Example, int]]) -> list[Synthetic]:
-        p = self.params
-        if not p["generate"] or p["generation"] == "reflective":
+        p = self.p
+        if not p.generate or p.generation == "reflective":
             return []
         if self._generator is None:
             raise AugmenterError("diffusioncls: not fitted")
@@ -247,10 +249,10 @@ class DiffusionCLS(Augmenter):
         outs = self._generator.generate(items, batch_seed="offline")
         parents = [ex for ex, n in pairs for _ in range(n)]
         synth = [
-            self.synth(ex, o.text, step=o.item.step, step_group=int(p["step_group"]), T=int(p["T"]),
+            self.synth(ex, o.text, step=o.item.step, step_group=p.step_group, T=p.T,
                        mask_rate=round(o.info["mask_rate"], 4), n_masked=o.info["n_masked"],
-                       n_changed=o.info["n_changed"], decoding=p["decoding"], schedule=p["schedule"],
-                       lam=float(p["lam"]), label_prompt=bool(p["label_prompt"]), masked_text=o.masked_text,
+                       n_changed=o.info["n_changed"], decoding=p.decoding, schedule=p.schedule,
+                       lam=p.lam, label_prompt=p.label_prompt, masked_text=o.masked_text,
                        generation="offline", diffusion_lm=self._dlm_key)
             for ex, o in zip(parents, outs)
         ]
@@ -259,10 +261,10 @@ class DiffusionCLS(Augmenter):
 
     def _stats(self, pairs, synth) -> dict[str, Any]:
         s = super()._stats(pairs, synth)
-        p = self.params
-        if not p["generate"]:
+        p = self.p
+        if not p.generate:
             s["note"] = "w/o D.A.: no pseudo samples by design (generate=False)"
-        elif p["generation"] == "reflective":
+        elif p.generation == "reflective":
             s["note"] = "reflective: pseudo samples are generated online while the classifier trains"
         if synth:
             s["mean_mask_rate"] = sum(x.provenance["mask_rate"] for x in synth) / len(synth)
@@ -274,12 +276,12 @@ class DiffusionCLS(Augmenter):
 
     # ------------------------------------------------------------------ reflective generation
     def make_batch_hook(self):
-        p = self.params
-        if not p["generate"] or p["generation"] != "reflective":
+        p = self.p
+        if not p.generate or p.generation != "reflective":
             return None
         if self._generator is None:
             raise AugmenterError("diffusioncls: call fit before make_batch_hook")
-        n = int(p["reflective_n"])
+        n = p.reflective_n
 
         def hook(batch, model, epoch):
             t0 = time.perf_counter()

@@ -27,7 +27,7 @@ def setup():
     from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
     from bench.data import load_dataset
-    from methods.diffusioncls.mlm import adapted_mlm_dir
+    from methods.common.mlm import adapted_mlm_dir
 
     torch.manual_seed(0)
     mlm_dir = adapted_mlm_dir("minilm")

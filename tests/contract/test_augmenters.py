@@ -10,9 +10,9 @@ import copy
 
 import pytest
 
+from bench.api import AugmenterError, Example, FitContext, MethodUnavailable, Synthetic
 from bench.classifier import ClassifierConfig, train_classifier
 from methods import METHODS
-from methods.base import AugmenterError, Example, FitContext, MethodUnavailable, Synthetic
 from tests.contract.tiny_setups import TINY
 from tests.helpers import sentences
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.api import AugmenterError, Example, FitContext, MethodUnavailable
 from methods import METHODS
-from methods.base import AugmenterError, Example, FitContext, MethodUnavailable
 from tests.tiny_models import LABELS, TEXTS
 
 TRAIN = [Example(f"t{i}", t, lab) for i, (t, lab) in enumerate(TEXTS)]
@@ -82,7 +82,7 @@ def test_registered_and_listing_does_not_import_torch():
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'\n")
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
-    assert METHODS.get("genius-f").params == {"filter": True}
+    assert METHODS.get("genius-f").load().default_params()["filter"] is True
 
 
 @pytest.mark.parametrize("name", NEW)

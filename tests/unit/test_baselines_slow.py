@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pytest
 
-from methods.base import Example, FitContext
+from bench.api import Example, FitContext
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def test_apertium_back_translation(tmp_path):
 
 def test_smollm2_dequantised_cache(tmp_path):
     _need("gguf")
-    from methods._lm import load_lm, smollm2_dir
+    from methods.common.lm import load_lm, smollm2_dir
 
     d = smollm2_dir()
     assert (d / "config.json").exists()

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from bench import data as D
-from methods.base import Example
+from bench.api import Example
 from tests.helpers import sentences, write_csv
 
 SHARED_SMP = Path(__file__).resolve().parents[3] / "shared" / "data" / "smp2020-ewect"

@@ -39,9 +39,9 @@ def test_splice_keeps_original_characters():
     text = "@United, my flight is LATE :("
     from transformers import AutoTokenizer
 
-    from bench.classifier import resolve_backbone
+    from bench.api.hub import locate
 
-    tok = AutoTokenizer.from_pretrained(resolve_backbone("minilm"))
+    tok = AutoTokenizer.from_pretrained(locate("minilm"))
     tt = tokenize_texts(tok, [text], 60)[0]
     assert splice(text, tt.offsets, [None] * len(tt.ids)) == text
     i = tok.convert_ids_to_tokens(tt.ids).index("late")

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from methods.base import AugmenterError, Example, FitContext
+from bench.api import AugmenterError, Example, FitContext
 
 LABELS = ("negative", "neutral", "positive")
 WORDS = {"negative": "delayed rude lost awful", "neutral": "flight gate seat today", "positive": "great thanks love crew"}
@@ -40,17 +40,36 @@ def _method(name, **params):
     return entry.load()(seed=0, **{**entry.params, **params})
 
 
-def test_contrastive_term_matches_a_hand_computed_value():
-    from bench.classifier import contrastive_term
+def test_contrastive_term_matches_hand_computed_values_in_both_forms():
+    from bench.training import contrastive_term
 
     h = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     y = torch.tensor([0, 1, 1])
     tau = 0.5
     c = 1 / math.sqrt(2)
     # i=0: negatives {1, 2}: cos 0 and c; i=1: {0}: cos 0; i=2: {0}: cos c
-    expected = (math.log(math.exp(0 / tau) + math.exp(c / tau)) + math.log(math.exp(0)) + c / tau) / 3
-    assert contrastive_term(h, y, tau).item() == pytest.approx(expected, rel=1e-5)
+    printed = math.log(2 * math.exp(0) + 2 * math.exp(c / tau)) / 3  # Eq. 4: one log outside the double sum
+    per_anchor = (math.log(math.exp(0 / tau) + math.exp(c / tau)) + math.log(math.exp(0)) + c / tau) / 3
+    assert contrastive_term(h, y, tau).item() == pytest.approx(printed, rel=1e-5)
+    assert contrastive_term(h, y, tau, form="per_anchor").item() == pytest.approx(per_anchor, rel=1e-5)
     assert contrastive_term(h, torch.tensor([1, 1, 1]), tau).item() == 0.0
+
+
+def test_the_per_anchor_form_multiplies_the_gradient_by_about_k():
+    from bench.training import contrastive_term
+
+    g = torch.Generator().manual_seed(0)
+    ratios = []
+    for k in (3, 16):
+        h = torch.randn(k, 32, generator=g, requires_grad=True)
+        y = torch.arange(k) % 3
+        grads = []
+        for form in ("printed", "per_anchor"):
+            h.grad = None
+            contrastive_term(h, y, 0.05, form=form).backward()
+            grads.append(h.grad.norm().item())
+        ratios.append(grads[1] / grads[0])
+    assert 1.5 < ratios[0] < 3.5 and ratios[1] > 3 * ratios[0] / 2  # grows with K (2.9x at K=3, 16.5x at 16)
 
 
 def test_fit_augment_provenance_determinism_and_cache(proxy, tmp_path):
@@ -114,7 +133,7 @@ def test_diffusion_lm_init_proxy_or_masked_lm(proxy, tiny_bert_dir):
     import copy
 
     from bench.classifier import TrainedClassifier
-    from methods.diffusioncls import mlm
+    from methods.diffusioncls import diffusion_lm as mlm
 
     moved = copy.deepcopy(proxy.model)
     with torch.no_grad():
@@ -134,7 +153,7 @@ def test_diffusion_lm_init_proxy_or_masked_lm(proxy, tiny_bert_dir):
 
 
 def test_restoration_accuracy_masks_everything_at_step_T(proxy, tiny_bert_dir):
-    from methods.diffusioncls import mlm
+    from methods.diffusioncls import diffusion_lm as mlm
     from methods.diffusioncls.importance import importance_weights, tokenize_texts
 
     model, tok, label_ids = mlm.build_diffusion_lm(proxy, tiny_bert_dir, LABELS, True)

@@ -1,7 +1,7 @@
 """Rule-based methods: EDA, AEDA, resample (behaviour beyond the contract)."""
 
+from bench.api import Example, FitContext
 from methods.aeda import AEDA, PUNCT
-from methods.base import Example, FitContext
 from methods.eda import EDA
 from methods.resample import Resample
 
@@ -37,14 +37,14 @@ def test_eda_synonym_replacement_uses_wordnet():
     out = aug.synonym_replacement(EN.text.split(), 2, random.Random(0))
     changed = [(a, b) for a, b in zip(EN.text.split(), out) if a != b]
     assert 1 <= len(changed) <= 2
-    from methods.lexicons import english_synonyms
+    from methods.common.lexicons import english_synonyms
 
     for a, b in changed:
         assert b in english_synonyms(a)
 
 
 def test_eda_chinese_synonyms_come_from_cilin():
-    from methods.lexicons import chinese_synonyms
+    from methods.common.lexicons import chinese_synonyms
 
     assert "天气" in chinese_synonyms("气象") or chinese_synonyms("公园")
     aug = _fit(EDA(seed=2), ZH, "zh")

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from bench.registry import Registry, UnknownName
+from bench.api.registry import Registry, UnknownName
 from methods import METHODS
 
 
@@ -40,7 +40,7 @@ def test_every_registered_method_loads_and_declares_metadata():
         assert cls.meta.version
         assert cls.meta.policies
         for key in entry.params:
-            assert key in cls.default_params, f"{entry.name}: registry param {key} unknown to {cls.__name__}"
+            assert key in cls.default_params(), f"{entry.name}: registry param {key} unknown to {cls.__name__}"
 
 
 def test_listing_imports_no_torch():
@@ -88,9 +88,9 @@ def test_sweep_dry_run_plans_one_cell_per_value(capsys):
 
 
 def test_classifier_flags_override_the_preset():
-    from bench.cli import _settings_from_args, build_parser
+    from bench.cli import build_parser, config_from_args
 
     args = build_parser().parse_args(["run", "--patience", "100", "--max-length", "64", "--dry-run"])
-    settings = _settings_from_args(args)[0]
-    assert settings.classifier["patience"] == 100 and settings.classifier["max_length"] == 64
-    assert _settings_from_args(build_parser().parse_args(["run", "--dry-run"]))[0].classifier["patience"] == 2
+    cfg = config_from_args(args)
+    assert cfg.classifier["patience"] == 100 and cfg.classifier["max_length"] == 64
+    assert config_from_args(build_parser().parse_args(["run", "--dry-run"])).classifier["patience"] == 2

@@ -50,6 +50,20 @@ def test_bootstrap_ci_reproducible_and_sane():
     assert min(x) <= a[0] <= np.mean(x) <= a[1] <= max(x)
     assert stats.bootstrap_ci([0.5, 0.5, 0.5]) == (0.5, 0.5)
     assert all(math.isnan(v) for v in stats.bootstrap_ci([0.5]))
+    # two values: the percentile interval would only repeat them, so there is none
+    assert all(math.isnan(v) for v in stats.bootstrap_ci([0.5, 0.7]))
+    assert stats.summarize([0.5, 0.7]).std == pytest.approx(math.sqrt(0.02)) and math.isnan(stats.summarize(
+        [0.5, 0.7]).ci_low)
+
+
+def test_bootstrap_ci_is_an_interval_of_the_mean_not_of_the_data():
+    x = np.random.default_rng(5).normal(0.0, 1.0, size=400)
+    lo, hi = stats.bootstrap_ci(x, n_boot=2000, seed=0)
+    half = 1.96 * x.std(ddof=1) / math.sqrt(x.size)  # normal-theory half width for comparison
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.1)
+    assert lo < x.mean() < hi
+    med = stats.bootstrap_ci(x, statistic=np.median, n_boot=300, seed=0)  # any statistic, non-vectorised
+    assert med[0] < float(np.median(x)) < med[1]
 
 
 # ---------------------------------------------------------------- paired
@@ -72,21 +86,32 @@ def test_paired_differences_pair_on_dataset_view_seed():
     assert d["diff"].to_numpy() == pytest.approx([0.02, 0.03, 0.01])
 
 
-def test_paired_test_chooses_t_below_five_and_wilcoxon_from_five():
+def test_paired_test_is_the_paired_t_test_at_every_n():
     r = stats.paired_test([1.0, 2.0, 3.0])
     assert r["test"] == "paired-t" and r["n"] == 3
-    assert r["statistic"] == pytest.approx(2 * math.sqrt(3))  # mean 2, sd 1, se 1/sqrt(3)
-    r = stats.paired_test([0.01, 0.02, -0.005, 0.03, 0.04])
-    assert r["test"] == "wilcoxon" and r["statistic"] == pytest.approx(1.0)  # W- = rank of |-0.005| = 1
-    assert r["p"] == pytest.approx(0.125)  # exact two-sided: P(W <= 1) * 2 = 2 * 2/32
+    t = 2 * math.sqrt(3)  # mean 2, sd 1, se 1/sqrt(3)
+    assert r["statistic"] == pytest.approx(t)
+    assert r["p"] == pytest.approx(1 - t / math.sqrt(2 + t * t))  # t with 2 df: P(|T| > t) = 1 - t/sqrt(2+t^2)
+    five = [0.02, 0.03, 0.01, 0.025, 0.015]  # 5 pairs: no longer Wilcoxon, whose exact p is stuck at 0.0625
+    r = stats.paired_test(five)
+    assert r["test"] == "paired-t" and r["statistic"] == pytest.approx(4 * math.sqrt(2))  # 0.02 / (0.00791/sqrt 5)
+    assert r["p"] < 0.01
+    from scipy.stats import wilcoxon
+
+    assert wilcoxon(five).pvalue == pytest.approx(0.0625)
     r = stats.paired_test([0.1])
     assert r["test"] is None and math.isnan(r["p"])
 
 
 def test_paired_summary():
-    s = stats.paired_summary([0.02, 0.03, 0.01], n_boot=300, seed=0)
+    s = stats.paired_summary([0.02, 0.03, 0.01], seed=0)
     assert s.mean_diff == pytest.approx(0.02) and s.n_pairs == 3 and s.test == "paired-t"
-    assert 0.01 <= s.ci_low <= 0.02 <= s.ci_high <= 0.03
+    assert s.sd_diff == pytest.approx(0.01)
+    half = 4.302652729749464 * 0.01 / math.sqrt(3)  # t_{0.975, 2} from a t table
+    assert (s.ci_low, s.ci_high) == pytest.approx((0.02 - half, 0.02 + half))
+    assert math.isnan(s.p_signflip)  # 3 pairs: a sign-flip p could not go below 0.25
+    six = stats.paired_summary([0.01, 0.02, -0.005, 0.03, 0.04, 0.02])
+    assert six.p_signflip == pytest.approx(4 / 64) and six.p < 0.05
 
 
 # ---------------------------------------------------------------- rliable aggregates
@@ -113,15 +138,26 @@ def test_stratified_bootstrap_resamples_within_tasks():
     p, lo, hi = stats.iqm_with_ci([[0.1, 0.2, 0.3], [0.5, 0.6, 0.4]], n_boot=300, seed=1)
     assert (p, lo, hi) == stats.iqm_with_ci([[0.1, 0.2, 0.3], [0.5, 0.6, 0.4]], n_boot=300, seed=1)
     assert lo <= p <= hi
+    # the vectorised IQM interval is the generic stratified bootstrap of the IQM, same seed
+    generic = stats.stratified_bootstrap_ci([[0.1, 0.2, 0.3], [0.5, 0.6, 0.4]],
+                                            lambda r: stats.iqm(np.concatenate(r)), n_boot=300, seed=1)
+    assert generic == pytest.approx((lo, hi))
+    # a task with 2 runs: no interval (its resamples only repeat its two runs)
+    assert all(math.isnan(v) for v in stats.iqm_with_ci([[0.1, 0.2, 0.3], [0.5, 0.6]])[1:])
+    assert all(math.isnan(v) for v in stats.stratified_bootstrap_ci([[0.1, 0.2]], np.mean))
 
 
 def test_poi_with_ci_point_and_reproducibility():
-    x, y = [[0.6, 0.7, 0.65], [0.5, 0.55]], [[0.6, 0.62, 0.5], [0.45, 0.5]]
+    x, y = [[0.6, 0.7, 0.65], [0.5, 0.55, 0.52]], [[0.6, 0.62, 0.5], [0.45, 0.5, 0.56]]
     p, lo, hi = stats.poi_with_ci(x, y, n_boot=300, seed=2)
     assert p == pytest.approx(stats.probability_of_improvement(x, y))
     assert (p, lo, hi) == stats.poi_with_ci(x, y, n_boot=300, seed=2)
     assert 0 <= lo <= p <= hi <= 1
     assert all(math.isnan(v) for v in stats.poi_with_ci([[0.6]], [[0.5]])[1:])  # single runs: no interval
+    assert all(math.isnan(v) for v in stats.poi_with_ci([[0.6, 0.7, 0.65]], [[0.5, 0.6]])[1:])  # 2 runs of Y
+    # X always beats Y in one task and never in the other: every resample gives 1/2
+    assert stats.poi_with_ci([[0.9, 0.8, 0.95], [0.1, 0.2, 0.15]], [[0.5, 0.4, 0.6], [0.5, 0.4, 0.6]],
+                             n_boot=200) == pytest.approx((0.5, 0.5, 0.5))
 
 
 # ---------------------------------------------------------------- schedule, diversity, load
@@ -153,8 +189,9 @@ def test_record_row_failed_and_unavailable_carry_no_numbers(tmp_path):
     r["metrics"] = {"macro_f1": 0.9, "accuracy": 0.9}  # even if a failed record has numbers
     row = record_to_row(r, tmp_path)
     assert math.isnan(row["macro_f1"]) and row["status"] == "failed"
-    ok = record_to_row(fake_record(view="10shot", synthetic_path="synthetic/x.jsonl", step_group=4), tmp_path)
-    assert ok["shots"] == 10 and math.isnan(ok["fraction"]) and ok["step_group"] == 4
+    ok = record_to_row(fake_record(view="10shot", method="diffusioncls", synthetic_path="synthetic/x.jsonl", step_group=4),
+                       tmp_path)
+    assert ok["shots"] == 10 and math.isnan(ok["fraction"]) and ok["axis_value"] == 4 and ok["axis"] == "step_group"
     assert ok["synthetic_path"] == str(tmp_path / "synthetic" / "x.jsonl")
     assert frame_from_records([fake_record(), fake_record(seed=1)])["seed"].tolist() == [0, 1]
 
@@ -175,10 +212,21 @@ def test_parents_fall_back_to_cached_views(tmp_path):
     assert math.isnan(measure([{"text": "x y", "label": "a", "parent_id": "zz"}])["edit_to_parent"])
 
 
-def test_a_step_sweep_name_folds_into_its_method_other_parameters_do_not():
-    from bench.report.load import base_method
+def test_an_axis_sweep_folds_into_its_configuration_other_parameters_do_not():
+    """From the records' registry facts (base, overrides, declared axes), never from the name's text."""
+    from bench.records import registry_facts
+    from bench.report.load import configuration
+    from bench.runner import method_info
 
-    assert base_method("diffusioncls[step_group=3]") == "diffusioncls"
-    assert base_method("diffusioncls[lam=0]") == "diffusioncls[lam=0]"
-    assert base_method("diffusioncls[step_group=3;lam=0]") == "diffusioncls[step_group=3;lam=0]"
-    assert base_method("eda") == "eda" and base_method(None) is None
+    def conf(name, params):
+        facts = registry_facts(name)
+        info = method_info(type("A", (), {"describe": lambda self: {
+            "version": "1", "params": params, "seed": 0, "needs_fit": True, "languages": ["en"], "citation": "",
+            "substitutes": [], "axes": facts["axes"]}})(), facts)
+        return configuration(info)
+
+    assert conf("diffusioncls[step_group=3]", {"step_group": 3}) == ("diffusioncls", "step_group", 3)
+    assert conf("diffusioncls[lam=0]", {"step_group": 4}) == ("diffusioncls[lam=0]", "step_group", 4)
+    assert conf("diffusioncls[step_group=3;lam=0]", {"step_group": 3})[0] == "diffusioncls[lam=0]"
+    assert conf("diffusioncls-wo-nrt", {"step_group": 4})[0] == "diffusioncls-wo-nrt"
+    assert conf("eda", {"alpha": 0.1}) == ("eda", None, None)

@@ -83,7 +83,66 @@ def test_one_seed_shows_dashes_never_fake_spread(frame):
     assert row["n"] == "1"
     assert row["macro-F1"] == "71.00 ± -"
     assert row["F1 95% CI"] == "-"
-    assert row["test (p)"] == "-"  # one pair: no test
+    assert row["paired ΔF1 [CI]"] == "+1.00 [-]" and row["pairs"] == "1"
+    assert row["t-test p"] == "-" and row["Holm p"] == "-"  # one pair: no test
+    assert row["verdict"] == "no evidence"
+
+
+def _parse_interval(text: str) -> tuple[float, float]:
+    """'+4.33 [+2.10, +6.57]' -> (2.10, 6.57)."""
+    lo, hi = text.split("[", 1)[1].rstrip("]").split(", ")
+    return float(lo), float(hi)
+
+
+def test_verdict_column_agrees_with_the_interval_beside_it(frame):
+    d = T.table2(frame, n_boot=N_BOOT).display
+    judged = d[d["verdict"].isin(["better", "worse", "no evidence"]) & (d["Holm p"] != "-")]
+    assert len(judged) >= 4
+    for _, r in judged.iterrows():
+        lo, hi = _parse_interval(r["paired ΔF1 [CI]"])
+        assert (r["verdict"] == "better") == (lo > 0)
+        assert (r["verdict"] == "worse") == (hi < 0)
+    row = d[(d["dataset"] == "airline") & (d["view"] == "5pct") & (d["method"] == "diffusioncls")].iloc[0]
+    assert row["verdict"] == "better" and row["sign-flip p"] == "-"  # 3 pairs: no sign-flip p
+
+
+def test_holm_within_a_section(frame):
+    data = T.table2(frame, n_boot=N_BOOT).data
+    sec = data[(data["dataset"] == "airline") & (data["view"] == "5pct") & data["p"].notna()]
+    assert set(sec["method"]) == {"diffusioncls", "eda"}  # backtranslation has no pairs, not a test
+    p = sec.set_index("method")["p"]
+    ph = sec.set_index("method")["p_holm"]
+    assert ph["diffusioncls"] == pytest.approx(2 * p["diffusioncls"])  # smallest of 2: times 2
+    assert ph["eda"] == pytest.approx(max(p["eda"], 2 * p["diffusioncls"]))
+    assert sec.set_index("method")["paired_ci_level"]["diffusioncls"] == pytest.approx(0.975)
+    # the unadjusted 95% t-interval stays in the CSV: mean 0.0433, sd 0.00577 of (0.05, 0.04, 0.04)
+    row = sec.set_index("method").loc["diffusioncls"]
+    half = 4.302652729749464 * (0.01 / 3 ** 0.5) / 3 ** 0.5
+    assert (row["paired_ci_low"], row["paired_ci_high"]) == pytest.approx((0.13 / 3 - half, 0.13 / 3 + half))
+
+
+def test_power_notes_per_section(frame):
+    t = T.table2(frame, n_boot=N_BOOT)
+    notes = [n for n in t.notes if n.startswith("Power, ")]
+    assert [n.split(":")[0] for n in notes] == ["Power, airline / 5pct", "Power, airline / 100pct",
+                                                "Power, rt / 5pct"]
+    # airline / 100pct: only diffusioncls has pairs with spread, differences 4, 2, 3 points: sd 1 point;
+    # effect 1 point = 1 sd needs 10 pairs, 2 points = 2 sd need 5 (paired t, 80%, two-sided 0.05)
+    row = t.data[(t.data["view"] == "100pct") & (t.data["method"] == "diffusioncls")].iloc[0]
+    assert row["section_sd_diff"] == pytest.approx(0.01) and row["section_pairs"] == 3
+    assert (row["section_seeds_1pt"], row["section_seeds_2pt"]) == (10, 5)
+    assert "1 point would need 10 seeds, 2 points 5" in notes[1]
+
+
+def test_six_seeds_show_a_sign_flip_p():
+    recs = []
+    for s, (b, t) in enumerate([(0.50, 0.52), (0.60, 0.63), (0.55, 0.56), (0.52, 0.55), (0.58, 0.60),
+                                (0.54, 0.545)]):
+        recs.append(fake_record(method="none", seed=s, f1=b))
+        recs.append(fake_record(method="eda", policy="G/E", seed=s, f1=t))
+    row = T.table2(frame_from_records(recs), n_boot=N_BOOT).display.set_index("method").loc["eda"]
+    assert row["pairs"] == "6" and row["sign-flip p"] == "0.031"  # all 6 positive: 2/64
+    assert row["verdict"] == "better" and row["CI level"] == "95.0%"
 
 
 def test_unavailable_and_failed_cells(frame):
@@ -121,7 +180,10 @@ def test_latex_escapes_and_csv_numbers(frame, tmp_path):
     import pandas as pd
 
     csv = pd.read_csv(tmp_path / "table2.csv")
-    assert {"f1_mean", "f1_std", "f1_ci_low", "paired_diff", "test", "p", "status"} <= set(csv.columns)
+    assert {"f1_mean", "f1_std", "f1_ci_low", "paired_diff", "test", "p", "status", "p_holm", "p_signflip",
+            "paired_adj_ci_low", "paired_adj_ci_high", "paired_ci_level", "verdict", "section_mdd",
+            "section_seeds_1pt", "section_seeds_2pt"} <= set(csv.columns)
+    assert set(csv["verdict"].dropna()) <= {"better", "worse", "no evidence"}
 
 
 def test_markdown_escapes_pipes():

