@@ -39,6 +39,7 @@ class ClassifierConfig:
     # `min_steps`, the same for every method of the view; dev is scored `evals` times over the budget
     epochs: float = 4.0
     min_steps: int = 0
+    max_steps: int = 0  # a cap on the budget for large views on CPUs (0: none)
     evals: int = 16
     patience: int = 4  # dev evaluations without a better macro-F1 before stopping
     min_train: float = 0.5  # no early stop before this fraction of the budget
@@ -218,7 +219,7 @@ def train_classifier(
     seed: int,
     synthetic: Sequence[Synthetic] = (),
     batch_hook: Callable[[list[tuple[str, str, bool]], Any, int], list[tuple[str, str, bool]]] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     budget_items: int | None = None,
 ) -> TrainResult:
     """Fine-tune ``cfg.backbone`` on train (+ synthetic) for the view's step budget; keep the
@@ -227,7 +228,7 @@ def train_classifier(
     ``budget_items`` sizes the budget (the runner passes ``n_view * (1 + n_aug)`` so that every
     method of a view gets the same schedule; default: the items given). ``batch_hook(batch, model,
     pass)`` may return extra items for a batch (the paper's reflective, online generation).
-    ``progress`` receives "step k/n" lines.
+    ``progress(step, total)`` is called every 10 steps.
     """
     labels = list(labels)
     lab2id = _check_labels(train, synthetic, labels)
@@ -236,7 +237,7 @@ def train_classifier(
     clf = TrainedClassifier(model, tok, labels, cfg)
     items = _tokenize_items(tok, train, synthetic, lab2id, cfg.max_length)
     sched = schedule_for(budget_items or len(items), cfg.batch_size, cfg.epochs, cfg.min_steps, cfg.evals,
-                         cfg.patience, cfg.min_train)
+                         cfg.patience, cfg.min_train, cfg.max_steps)
     loop = _Loop(model, tok, clf, items, cfg, sched, random.Random(seed), dev, lab2id, batch_hook, progress)
     t0 = time.perf_counter()
     loop.run()
@@ -304,7 +305,7 @@ class _Loop:
             self.train_step(next(self.batches))
             self.step += 1
             if self.progress and self.step % 10 == 0:
-                self.progress(f"step {self.step}/{self.sched.total_steps}")
+                self.progress(self.step, self.sched.total_steps)
             if self.step in evals and self.evaluate():
                 self.stopped_early = self.step < self.sched.total_steps
                 break
@@ -379,8 +380,6 @@ class _Loop:
         self.history.append({"step": self.step, "epoch": round(self.step / self.per_pass, 3), "loss": loss,
                              "dev_macro_f1": m["macro_f1"], "dev_accuracy": m["accuracy"],
                              "lr": self.last_lr})
-        if self.progress:
-            self.progress(f"step {self.step}/{self.sched.total_steps} loss {loss:.3f} dev F1 {m['macro_f1']:.3f}")
         if m["macro_f1"] > self.best:
             self.best, self.best_step, self.bad = m["macro_f1"], self.step, 0
             self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})

@@ -107,7 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="existing records: never recompute; recompute failed ones (default); recompute all")
     r.add_argument("--continue-on-error", action="store_true", help="record failed cells and go on")
     r.add_argument("--keep-models", action="store_true", help="also save every final classifier's weights")
-    r.add_argument("--dry-run", action="store_true", help="print the planned cells and exit")
+    r.add_argument("--jobs", type=int, default=None, help="cells run at once in worker processes (default: as "
+                   "many as the cores allow at --threads-per-job); records are the same as with --jobs 1")
+    r.add_argument("--threads-per-job", type=int, default=1, help="torch threads of each cell")
+    r.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="local: this machine's processes; ray: each cell a Ray task (pip install "
+                   "'lowres-aug-bench[ray]'; --out and --cache-dir on storage every node sees)")
+    r.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: a local one, started "
+                   "on demand)")
+    r.add_argument("--gpus-per-job", type=float, default=0.0, help="GPUs each Ray task declares")
+    r.add_argument("--dry-run", action="store_true", help="print the planned cells, which are done, and the "
+                   "estimated remaining wall time; run nothing")
     r.add_argument("--no-progress", action="store_true")
 
     ls = sub.add_parser("ls", help="list methods, datasets or presets (imports no models)")
@@ -279,15 +289,18 @@ def _default_device() -> str:
 def cmd_run(args) -> int:
     from bench import records as R
     from bench.api.io import atomic_write_json, read_json
-    from bench.runner import CellFailed, plan_cells, run_grid
+    from bench.executors import default_jobs, execute
+    from bench.runner import CellFailed, plan_cells
 
     cfg = config_from_args(args)
     cells = plan_cells(cfg)
+    jobs = args.jobs or default_jobs(args.threads_per_job)
+    if jobs < 1 or args.threads_per_job < 1:
+        from bench.config import ConfigError
+
+        raise ConfigError("--jobs and --threads-per-job must be at least 1")
     if args.dry_run:
-        for c in cells:
-            print(c.cell_id)
-        print(f"{len(cells)} cells")
-        return 0
+        return _dry_run(cells, cfg, jobs)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
@@ -297,10 +310,13 @@ def cmd_run(args) -> int:
     manifest["history"] = read_json(manifest_path).get("history", []) if manifest_path.exists() else []
     atomic_write_json(manifest_path, manifest)
     t0 = time.perf_counter()
-    print(f"run: {len(cells)} cells -> {out}  (backbone {cfg.backbone}, device {cfg.device})", flush=True)
+    print(f"run: {len(cells)} cells -> {out}  (backbone {cfg.backbone}, device {cfg.device}, {args.executor} "
+          f"executor, {jobs} job(s) x {args.threads_per_job} thread(s))", flush=True)
     failed_hard = None
     try:
-        results = run_grid(cells, cfg, continue_on_error=args.continue_on_error, progress=not args.no_progress)
+        results = execute(cells, cfg, jobs=jobs, threads=args.threads_per_job, executor=args.executor,
+                          gpus=args.gpus_per_job, ray_address=args.ray_address,
+                          continue_on_error=args.continue_on_error, show_progress=not args.no_progress)
     except CellFailed as err:
         failed_hard = str(err)
         results = []
@@ -322,6 +338,29 @@ def cmd_run(args) -> int:
     if failed_hard:
         print(f"error: {failed_hard}", file=sys.stderr)
     return 1 if n_fail or failed_hard else 0
+
+
+def _dry_run(cells, cfg, jobs: int) -> int:
+    """Each planned cell and whether its record is done; the estimated wall time of the rest."""
+    from bench.executors import Eta, cost_model, fmt_duration
+    from bench.runner import ConfigConflict, check_record, open_cell, read_existing, record_path
+
+    todo = []
+    for c in cells:
+        state = "todo"
+        if record_path(c, cfg).exists():
+            try:
+                state = "done" if check_record(open_cell(c, cfg)) is not None else "todo (recompute)"
+            except ConfigConflict:
+                state = "conflict: made with another configuration"
+        if state != "done":
+            todo.append(c)
+        print(f"{c.cell_id}  {state}")
+    eta = Eta(todo, cost_model(read_existing(cfg)), jobs)
+    print(f"{len(cells)} cells, {len(cells) - len(todo)} done, {len(todo)} to run; estimated "
+          f"{fmt_duration(sum(eta.left.values()) / max(1, jobs))} with {jobs} job(s) (per-method costs from this "
+          f"run's records where it has them, else the reference costs)")
+    return 0
 
 
 def _all_records(out: Path) -> list:

@@ -63,13 +63,27 @@ PRESETS: dict[str, Preset] = {
         max_test=1000,
         # every method of a view: 4 passes over a G/E-sized set of the view (airline 5%: 2530 items, 633 steps), at
         # least 640 steps; dev every 40 steps; no early stop before 320 steps, then after 4 checks without progress
-        classifier={"epochs": 4, "min_steps": 640, "evals": 16, "patience": 4, "min_train": 0.5, "max_length": 48,
-                    "batch_size": 16, "lr": 1e-4},
+        classifier={"epochs": 4, "min_steps": 640, "max_steps": 2000, "evals": 16, "patience": 4, "min_train": 0.5,
+                    "max_length": 48, "batch_size": 16, "lr": 1e-4},
         # bound the LM stand-ins' cost on 2 cores (see docs/design.md for measured costs): LAMBADA samples 3x
         # (not 10x) what it needs; SmolLM2 samples in bfloat16, 64 sequences a batch (~1.8x float32 at 32)
         method_params={"lambada": {"oversample": 3, "gen_dtype": "bfloat16", "gen_batch_size": 64},
                        "genius": {"gen_dtype": "bfloat16", "batch_size": 64},
                        "genius-f": {"gen_dtype": "bfloat16", "batch_size": 64}},
+    ),
+    "fewshot": Preset(
+        name="fewshot",
+        summary="Table 3: Rotten Tomatoes sentences (the SST-2 source) at 5 and 10 shots per class, 10 seeds, "
+                "G/E, a k-shot dev of the same size",
+        datasets=("rt",),
+        shots=(5, 10),
+        seeds=tuple(range(10)),
+        policies=("G/E",),
+        methods="none,eda,aeda,backtranslation,nlpaug-glove",
+        n_aug=4,
+        # 10-20 originals: a G/E set is 4-7 batches, so the budget is the 200-step minimum for every method
+        classifier={"epochs": 4, "min_steps": 200, "evals": 10, "patience": 4, "min_train": 0.5, "max_length": 64,
+                    "batch_size": 16, "lr": 1e-4},
     ),
     "paper": Preset(
         name="paper",

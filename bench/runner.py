@@ -25,12 +25,13 @@ import json
 import random
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import data as D
+from bench import progress
 from bench.api import (
     Augmenter,
     Example,
@@ -171,10 +172,17 @@ class CellData:
 
 
 def cell_data(cell: CellSpec, cfg: RunConfig) -> CellData:
+    """The cell's train view, dev and test. A k-shot view gets a k-shot dev (seeded, the same for every
+    method of the seed), as in few-shot practice: model selection may not use more labels than the
+    view has. Fraction views use the (capped) dev split."""
     s = get_splits(cell.dataset, cfg)
     vseed = derive(cell.seed, "view", cell.dataset)
-    train = D.make_view(s.train, D.ViewSpec.parse(cell.view), vseed)
-    dev = D.cap(s.dev, cfg.max_dev, "dev")
+    spec = D.ViewSpec.parse(cell.view)
+    train = D.make_view(s.train, spec, vseed)
+    if spec.shots is not None:
+        dev = D.make_view(s.dev, spec, derive(cell.seed, "dev", cell.dataset))
+    else:
+        dev = D.cap(s.dev, cfg.max_dev, "dev")
     test = D.cap(s.test, cfg.max_test, "test")
     return CellData(s, train, dev, test, vseed)
 
@@ -315,8 +323,9 @@ def get_proxy(cell: Cell) -> tuple[TrainedClassifier, dict[str, Any]]:
         clf = TrainedClassifier.load(d, device=cell.cfg.device)
         info = {**read_json(d / "train_result.json"), "from_cache": True}
     else:
+        progress.stage("proxy")
         res = train_classifier(cell.data.train, cell.data.dev, cell.data.labels, clf_cfg, seed=train_seed(cell.spec),
-                               budget_items=budget_items(cell))
+                               budget_items=budget_items(cell), progress=_steps("proxy"))
         res.classifier.save(d)
         info = {**asdict(dev_info(res)), "train_seconds": res.train_seconds, "from_cache": False}
         atomic_write_json(d / "train_result.json", info)
@@ -377,9 +386,11 @@ def get_synthetic(cell: Cell, ctx: FitContext) -> tuple[list[Synthetic], dict[st
         cell.timings.update({k: v for k, v in stats.get("timings", {}).items() if k in ("fit", "augment")})
         return read_jsonl(path), stats
     t0 = time.perf_counter()
+    progress.stage("fit")
     cell.aug.fit(cell.data.train, ctx)
     cell.timed("fit", t0)
     t0 = time.perf_counter()
+    progress.stage("augment")
     res = cell.aug.augment(cell.data.train, policy_counts(cell.data.train, cell.spec.policy, cell.cfg.n_aug,
                                                            cell.aug.seed))
     cell.timed("augment", t0)
@@ -415,8 +426,10 @@ def train_final(cell: Cell, synthetic: list[Synthetic], ctx: FitContext, fitted:
             cell.aug.fit(cell.data.train, ctx)
         hook = cell.aug.make_batch_hook()
     t0 = time.perf_counter()
+    progress.stage("train")
     res = train_classifier(cell.data.train, cell.data.dev, cell.data.labels, cell.clf, seed=train_seed(cell.spec),
-                           synthetic=synthetic, batch_hook=hook, budget_items=budget_items(cell))
+                           synthetic=synthetic, batch_hook=hook, budget_items=budget_items(cell),
+                           progress=_steps("train"))
     cell.timed("train", t0)
     if hook is not None:
         cell.record.counts.online_synthetic = cell.aug.online_stats()
@@ -435,7 +448,12 @@ def dev_info(res) -> DevInfo:
                    stopped_early=res.stopped_early, history=res.history, training=res.stats)
 
 
+def _steps(stage: str):
+    return lambda done, total: progress.step(stage, done, total)
+
+
 def evaluate(cell: Cell, clf: TrainedClassifier) -> None:
+    progress.stage("evaluate")
     t0 = time.perf_counter()
     m = clf.evaluate(cell.data.test)
     cell.timed("evaluate", t0)
@@ -468,6 +486,8 @@ def run_cell(spec: CellSpec, cfg: RunConfig) -> CellResult:
     """Run one cell (or return its existing record); always returns a record, never raises for a method
     (a :class:`ConfigConflict` is raised: it is the run directory's problem, not the cell's)."""
     t_start = time.perf_counter()
+    progress.set_cell(spec.cell_id)
+    progress.stage("data")
     cell = None
     rec = CellRecord(cell_id=spec.cell_id, dataset=dataset_label(spec.dataset), view=spec.view, method=spec.method,
                      policy=spec.policy, seed=spec.seed)
@@ -524,23 +544,30 @@ def describe(res: CellResult) -> str:
     return f"{rec.cell_id}: {tag}: {rec.reason}"
 
 
-def run_grid(cells: list[CellSpec], cfg: RunConfig, continue_on_error: bool = False, progress: bool = True,
-             log: Callable[[str], None] = print) -> list[CellResult]:
-    """Run cells one after another in this process (the proxy stays in the cache between cells)."""
-    from tqdm import tqdm
+def preflight(cells: list[CellSpec], cfg: RunConfig) -> None:
+    """Refuse, before any work, to write a configuration into a run directory whose records of the
+    same cells were made with another one (unless ``--overwrite always``)."""
+    if cfg.overwrite == "always":
+        return
+    conflicts = []
+    for c in cells:
+        if not record_path(c, cfg).exists():
+            continue
+        try:
+            check_record(open_cell(c, cfg))
+        except ConfigConflict as err:
+            conflicts.append(str(err))
+    if conflicts:
+        more = f" (and {len(conflicts) - 1} more cells)" if len(conflicts) > 1 else ""
+        raise ConfigConflict(conflicts[0] + more)
 
-    bar = tqdm(total=len(cells), disable=not progress, unit="cell", dynamic_ncols=True)
+
+def read_existing(cfg: RunConfig) -> list[CellRecord]:
+    """The readable records of the run directory (for cost estimates and summaries)."""
     out = []
-    try:
-        for c in cells:
-            bar.set_description(c.cell_id)
-            res = run_cell(c, cfg)
-            out.append(res)
-            bar.update(1)
-            bar.write(describe(res)) if progress else log(describe(res))
-            if res.record.status == "failed" and not continue_on_error:
-                raise CellFailed(f"cell {res.record.cell_id} failed: {res.record.reason} (record written; "
-                                 f"--continue-on-error records failures and goes on)")
-    finally:
-        bar.close()
+    for p in sorted((Path(cfg.out_dir) / "records").glob("*.json")):
+        try:
+            out.append(read_record(p))
+        except RecordError:
+            continue
     return out

@@ -46,10 +46,13 @@ class TrainSchedule:
 
 
 def schedule_for(budget_items: int, batch_size: int, epochs: float, min_steps: int, evals: int, patience: int,
-                 min_train: float) -> TrainSchedule:
-    """``epochs`` passes over ``budget_items`` items (at least ``min_steps``), ``evals`` dev checks."""
+                 min_train: float, max_steps: int = 0) -> TrainSchedule:
+    """``epochs`` passes over ``budget_items`` items (at least ``min_steps``, at most ``max_steps`` when
+    set), ``evals`` dev checks."""
     per_pass = max(1, math.ceil(budget_items / batch_size))
     total = max(int(min_steps), math.ceil(epochs * per_pass), 1)
+    if max_steps:
+        total = min(total, int(max_steps))
     every = max(1, math.ceil(total / max(1, int(evals))))
     return TrainSchedule(total, every, int(patience), int(math.ceil(min_train * total)))
 

@@ -20,7 +20,7 @@ def csv_path(tmp_path):
 def _args(csv_path, out, tiny_bert_dir, methods=METHODS, extra=()):
     return ["run", "--preset", "smoke", "--datasets", f"csv:{csv_path}", "--fractions", "50", "--seeds", "0",
             "--methods", methods, "--backbone", str(tiny_bert_dir), "--epochs", "1", "--max-length", "24",
-            "--n-aug", "2", "--out", str(out), "--no-progress", "--device", "cpu", *extra]
+            "--n-aug", "2", "--out", str(out), "--no-progress", "--device", "cpu", "--jobs", "1", *extra]
 
 
 def _records(out):
@@ -120,7 +120,7 @@ def test_bad_cli_input_is_named(argv, message, capsys):
 def test_missing_backbone_is_a_clear_failure(csv_path, tmp_path):
     out = tmp_path / "run"
     code = main(["run", "--datasets", f"csv:{csv_path}", "--fractions", "50", "--seeds", "0", "--methods", "none",
-                 "--backbone", str(tmp_path / "no-such-model"), "--out", str(out), "--no-progress"])
+                 "--backbone", str(tmp_path / "no-such-model"), "--out", str(out), "--no-progress", "--jobs", "1"])
     assert code == 1
     (rec,) = _records(out).values()
     assert rec["status"] == "failed" and "no-such-model" in rec["reason"]
@@ -172,3 +172,69 @@ def test_model_based_methods_through_the_runner(csv_path, tmp_path, tiny_bert_di
     assert (rep / "figures" / "fig6_step_group.png").exists()
     t2 = (rep / "table2.md").read_text()
     assert "diffusioncls [step_group=2]" in t2 and "diffusioncls [step_group=4]" in t2
+
+
+def test_a_run_replays_from_its_manifest(csv_path, tmp_path, tiny_bert_dir, capsys):
+    """`run --config RUN/manifest.json` runs exactly the recorded configuration: the same cells, all done."""
+    out = tmp_path / "run"
+    assert main(_args(csv_path, out, tiny_bert_dir, methods="none,aeda", extra=["--param", "aeda.ratio=0.25"])) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["method_params"]["aeda"] == {"ratio": 0.25}
+    assert manifest["config"]["classifier"]["epochs"] == 1 and manifest["config"]["methods"] == ["none", "aeda"]
+    capsys.readouterr()
+    assert main(["run", "--config", str(out / "manifest.json"), "--no-progress", "--jobs", "1"]) == 0
+    assert "3 already done" in capsys.readouterr().out
+    replay = json.loads((out / "manifest.json").read_text())
+    assert replay["config"] == manifest["config"] and replay["cells"] == manifest["cells"]
+    # a flag still overrides the file: the same configuration into another directory recomputes nothing wrong
+    other = tmp_path / "other"
+    assert main(["run", "--config", str(out / "manifest.json"), "--out", str(other), "--no-progress",
+                 "--jobs", "1"]) == 0
+    a, b = _records(out), _records(other)
+    assert {k: v["metrics"] for k, v in a.items()} == {k: v["metrics"] for k, v in b.items()}
+
+
+def test_overwrite_policies_and_a_refused_second_configuration(csv_path, tmp_path, tiny_bert_dir, capsys):
+    out = tmp_path / "run"
+    args = _args(csv_path, out, tiny_bert_dir, methods="none,aeda")
+    assert main(args) == 0
+    created = {k: v["created"] for k, v in _records(out).items()}
+    # a record marked failed is recomputed under the default policy, kept under `never`
+    p = out / "records" / "csv-tiny.csv__50pct__aeda__G-E__s0.json"
+    rec = json.loads(p.read_text())
+    rec.update(status="failed", reason="injected", metrics=None)
+    p.write_text(json.dumps(rec))
+    assert main([*args, "--overwrite", "never"]) == 1  # kept, and still a failed cell of the grid
+    assert json.loads(p.read_text())["status"] == "failed"
+    assert main(args) == 0
+    assert json.loads(p.read_text())["status"] == "ok"
+    # `always` recomputes every cell of the command
+    assert main([*args, "--overwrite", "always"]) == 0
+    assert all(v["created"] >= created[k] for k, v in _records(out).items())
+    # another configuration into the same directory is refused, naming the file; nothing is overwritten
+    before = {k: v["config_hash"] for k, v in _records(out).items()}
+    capsys.readouterr()
+    assert main([*args, "--lr", "0.001"]) == 2
+    err = capsys.readouterr().err
+    assert "another configuration" in err and "--overwrite always" in err and ".json" in err
+    assert {k: v["config_hash"] for k, v in _records(out).items()} == before
+
+
+def _comparable(rec):
+    """What must not depend on the executor: everything but timings, creation time and paths."""
+    return {k: v for k, v in rec.items() if k not in ("timings", "created", "git")}
+
+
+def test_two_workers_write_the_records_of_one(csv_path, tmp_path, tiny_bert_dir):
+    """--jobs 2 (worker processes, a proxy computed once before the cells that need it) gives the same
+    records as --jobs 1 in this process."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    methods = "none,eda,aeda,resample"
+    assert main(_args(csv_path, one, tiny_bert_dir, methods=methods)) == 0
+    args = _args(csv_path, two, tiny_bert_dir, methods=methods)
+    assert args[-2:] == ["--jobs", "1"]
+    assert main([*args[:-2], "--jobs", "2"]) == 0
+    a, b = _records(one), _records(two)
+    assert set(a) == set(b) and len(a) == 6
+    for k in a:
+        assert _comparable(a[k]) == _comparable(b[k]), k

@@ -1,0 +1,309 @@
+"""Running a grid: cells as tasks with dependencies, in this process, in worker processes, or on Ray.
+
+A cell depends on the stage that it reuses:
+
+* the proxy of its (dataset, view, seed) when its method reads it (``Augmenter.needs_proxy``): the
+  ``none`` cell of the group trains it (or, when ``none`` is not in the grid, a proxy-only task);
+* the first cell of its group whose method shares its fitted generator (``Augmenter.shared_work_key``:
+  a step sweep and the ablations that reuse one diffusion LM; GENIUS and GeniusAug-f).
+
+So a shared stage is computed once, before the cells that need it, and never twice at the same
+time. Every executor runs :func:`bench.runner.run_cell` unchanged, with the same number of torch
+threads per cell, so ``--jobs 2`` writes the same records as ``--jobs 1`` (timings aside).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import progress, runner
+from bench.config import RunConfig
+from bench.runner import CellResult, CellSpec, make_augmenter, open_cell
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: a cell, or the proxy stage of a group no ``none`` cell of the grid trains."""
+
+    key: str
+    cell: CellSpec
+    deps: tuple[str, ...] = ()
+    proxy_only: bool = False
+
+
+def plan_tasks(cells: list[CellSpec], cfg: RunConfig) -> list[Task]:
+    """Cells (in plan order) as tasks with their dependencies; a topological order."""
+    tasks: list[Task] = []
+    groups: dict[tuple, list[CellSpec]] = {}
+    for c in cells:
+        groups.setdefault(c.group, []).append(c)
+    for (dataset, view, seed), group in groups.items():
+        nones = [c for c in group if c.method == "none"]
+        proxy = nones[0].cell_id if nones else None
+        shared: dict[str, str] = {}
+        for c in group:
+            aug = make_augmenter(c, cfg)
+            deps = []
+            if c.method != "none" and aug.needs_proxy():
+                if proxy is None:
+                    proxy = f"proxy:{dataset}:{view}:s{seed}"
+                    tasks.append(Task(proxy, CellSpec(dataset, view, "none", "-", seed), proxy_only=True))
+                deps.append(proxy)
+            key = aug.shared_work_key()
+            if key is not None:
+                k = json.dumps(key, sort_keys=True, default=str)
+                if k in shared:
+                    deps.append(shared[k])
+                else:
+                    shared[k] = c.cell_id
+            tasks.append(Task(c.cell_id, c, tuple(deps)))
+    return tasks
+
+
+def run_task(task: Task, cfg: RunConfig) -> CellResult | None:
+    """A cell's record, or None for a proxy-only task (its product is the cached classifier)."""
+    if task.proxy_only:
+        progress.set_cell(task.key)
+        open_cell(task.cell, cfg).proxy()
+        return None
+    return runner.run_cell(task.cell, cfg)
+
+
+def set_threads(threads: int) -> None:
+    """Torch threads of this process (set before torch does work; the same in every executor)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def default_jobs(threads_per_job: int) -> int:
+    """As many workers as the cores allow at ``threads_per_job`` threads each."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, threads_per_job))
+
+
+# ------------------------------------------------------------------------------------ local
+
+
+def run_sequential(tasks: list[Task], cfg: RunConfig, threads: int) -> Iterator[tuple[Task, CellResult | None]]:
+    set_threads(threads)
+    for t in tasks:
+        yield t, run_task(t, cfg)
+
+
+def _init_worker(threads: int, queue) -> None:
+    set_threads(threads)
+    if queue is not None:
+        progress.set_sink(queue.put)
+
+
+def run_pool(tasks: list[Task], cfg: RunConfig, jobs: int, threads: int,
+             on_event: Callable[[progress.Event], None] | None = None) -> Iterator[tuple[Task, CellResult | None]]:
+    """Tasks on ``jobs`` worker processes; a task starts when its dependencies have finished, earlier
+    tasks of the plan first. Progress events of the workers reach ``on_event``."""
+    import multiprocessing as mp
+    import queue as queue_mod
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")
+    events = ctx.Queue() if on_event else None
+    done: set[str] = set()
+    pending = list(tasks)
+    running = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                             initargs=(threads, events)) as pool:
+        while pending or running:
+            for t in [t for t in pending if set(t.deps) <= done][: max(0, jobs - len(running))]:
+                pending.remove(t)
+                running[pool.submit(run_task, t, cfg)] = t
+            finished, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+            while events is not None:
+                try:
+                    on_event(events.get_nowait())
+                except queue_mod.Empty:
+                    break
+            for f in finished:
+                t = running.pop(f)
+                done.add(t.key)
+                yield t, f.result()
+
+
+# ------------------------------------------------------------------------------------ Ray
+
+
+def run_ray(tasks: list[Task], cfg: RunConfig, threads: int, gpus: float = 0.0, address: str | None = None
+            ) -> Iterator[tuple[Task, CellResult | None]]:
+    """Each task a Ray task declaring ``threads`` CPUs (and ``gpus`` GPUs); dependencies are passed as
+    object references, so Ray's scheduler starts a task when what it reuses exists."""
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("--executor ray needs Ray: pip install 'lowres-aug-bench[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    check_shared_storage(cfg)
+    remote = ray.remote(_ray_task).options(num_cpus=threads, num_gpus=gpus)
+    refs, by_ref = {}, {}
+    for t in tasks:
+        refs[t.key] = remote.remote(t, cfg, threads, *[refs[d] for d in t.deps])
+        by_ref[refs[t.key]] = t
+    waiting = list(refs.values())
+    while waiting:
+        ready, waiting = ray.wait(waiting, num_returns=1)
+        for r in ready:
+            yield by_ref[r], ray.get(r)
+
+
+def _ray_task(task: Task, cfg: RunConfig, threads: int, *deps) -> CellResult | None:
+    set_threads(threads)
+    return run_task(task, cfg)
+
+
+def _probe(paths: list[str], token: str) -> str | None:
+    """On a Ray node: which of ``paths`` it cannot see (the driver wrote ``token`` into each)."""
+    import socket
+
+    for p in paths:
+        f = Path(p) / ".bench-ray-probe"
+        if not f.is_file() or f.read_text() != token:
+            return f"{socket.gethostname()} cannot see {p}"
+    return None
+
+
+def check_shared_storage(cfg: RunConfig) -> None:
+    """Every node of the cluster must see the run and cache directories (records and cached stages
+    are files there); a node that does not is a clear error before any cell runs."""
+    import uuid
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    token = uuid.uuid4().hex
+    paths = [str(Path(cfg.out_dir).resolve()), str(Path(cfg.cache_dir).resolve())]
+    for p in paths:
+        Path(p).mkdir(parents=True, exist_ok=True)
+        (Path(p) / ".bench-ray-probe").write_text(token)
+    probe = ray.remote(_probe).options(num_cpus=0)
+    nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+    problems = ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False))
+                       .remote(paths, token) for n in nodes])
+    bad = [p for p in problems if p]
+    if bad:
+        raise RuntimeError("Ray workers must see the run and cache directories (put --out and --cache-dir on storage "
+                           "every node mounts, e.g. NFS): " + "; ".join(bad))
+
+
+# ------------------------------------------------------------------------------------ costs
+
+
+# Minutes per cell measured on the quick preset (airline 5%, 2 shared cores; reports/quick/costs.md):
+# the fallback of the ETA before a run has its own measurements
+DEFAULT_MINUTES = {"lambada": 52, "genius": 23, "diffusioncls": 11, "nlpaug-mlm": 9, "nlpaug-glove": 8,
+                   "backtranslation": 6, "genius-f": 5, "aeda": 5, "eda": 4, "none": 3, "resample": 3}
+
+
+def cost_model(records: Iterable) -> dict[str, float]:
+    """Seconds per cell by method family, from records that computed their cell (not cache hits)."""
+    sums: dict[str, list[float]] = {}
+    for r in records:
+        if r.status == "ok" and r.timings.get("total") and r.method_info is not None:
+            sums.setdefault(r.method_info.family or r.method, []).append(r.timings["total"])
+    return {k: sum(v) / len(v) for k, v in sums.items()}
+
+
+def estimate_seconds(cell: CellSpec, model: dict[str, float]) -> float:
+    from methods import METHODS
+
+    family = METHODS.get(cell.method).facts()["family"]
+    if family in model:
+        return model[family]
+    return 60.0 * DEFAULT_MINUTES.get(family, 10)
+
+
+def fmt_duration(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Eta:
+    """Remaining wall time: the estimated cost of the cells not finished, spread over the workers."""
+
+    def __init__(self, cells: list[CellSpec], model: dict[str, float], jobs: int):
+        self.left = {c.cell_id: estimate_seconds(c, model) for c in cells}
+        self.jobs = max(1, jobs)
+        self.t0 = time.perf_counter()
+
+    def finish(self, cell_id: str) -> None:
+        self.left.pop(cell_id, None)
+
+    def text(self) -> str:
+        return f"ETA {fmt_duration(sum(self.left.values()) / self.jobs)}"
+
+
+# ------------------------------------------------------------------------------------ the grid
+
+
+def execute(cells: list[CellSpec], cfg: RunConfig, *, jobs: int = 1, threads: int = 1, executor: str = "local",
+            gpus: float = 0.0, ray_address: str | None = None, continue_on_error: bool = False,
+            show_progress: bool = True, log: Callable[[str], None] = print) -> list[CellResult]:
+    """Run a grid and return its cell results; a failed cell stops the grid (after the cells already
+    running finish) unless ``continue_on_error``. Shows a bar with the running cells' stages and an ETA
+    weighted by each method's measured cost."""
+    from tqdm import tqdm
+
+    from bench.runner import CellFailed, describe, preflight, read_existing
+
+    preflight(cells, cfg)
+    tasks = plan_tasks(cells, cfg)
+    eta = Eta(cells, cost_model(read_existing(cfg)), jobs if executor == "local" else jobs)
+    bar = tqdm(total=len(cells), disable=not show_progress, unit="cell", dynamic_ncols=True)
+    stages: dict[str, str] = {}
+
+    def on_event(ev: progress.Event) -> None:
+        stages[ev.cell_id] = ev.text()
+        bar.set_postfix_str(f"{eta.text()} | " + "; ".join(f"{k}: {v}" for k, v in list(stages.items())[-jobs:]))
+
+    if executor == "ray":
+        stream = run_ray(tasks, cfg, threads, gpus, ray_address)
+    elif jobs > 1:
+        stream = run_pool(tasks, cfg, jobs, threads, on_event if show_progress else None)
+    else:
+        progress.set_sink(on_event if show_progress else None)
+        stream = run_sequential(tasks, cfg, threads)
+    out: list[CellResult] = []
+    failed = None
+    try:
+        for task, res in stream:
+            stages.pop(task.key, None)
+            if res is None:
+                continue
+            out.append(res)
+            eta.finish(task.key)
+            bar.update(1)
+            bar.write(describe(res)) if show_progress else log(describe(res))
+            if res.record.status == "failed" and not res.skipped and not continue_on_error:
+                failed = res
+                break
+    finally:
+        progress.set_sink(None)
+        bar.close()
+        if executor == "ray":
+            _ray_shutdown_if_local(ray_address)
+    if failed is not None:
+        raise CellFailed(f"cell {failed.record.cell_id} failed: {failed.record.reason} (record written; "
+                         f"--continue-on-error records failures and goes on)")
+    return out
+
+
+def _ray_shutdown_if_local(address: str | None) -> None:
+    if address is None:
+        import ray
+
+        ray.shutdown()
