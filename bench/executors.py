@@ -190,10 +190,14 @@ def check_shared_storage(cfg: RunConfig) -> None:
     for p in paths:
         Path(p).mkdir(parents=True, exist_ok=True)
         (Path(p) / ".bench-ray-probe").write_text(token)
-    probe = ray.remote(_probe).options(num_cpus=0)
+    probe = ray.remote(num_cpus=0)(_probe)
     nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
-    problems = ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False))
-                       .remote(paths, token) for n in nodes])
+    try:
+        problems = ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False))
+                           .remote(paths, token) for n in nodes])
+    finally:
+        for p in paths:
+            (Path(p) / ".bench-ray-probe").unlink(missing_ok=True)
     bad = [p for p in problems if p]
     if bad:
         raise RuntimeError("Ray workers must see the run and cache directories (put --out and --cache-dir on storage "

@@ -28,7 +28,7 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-NRT_FORMS = ("printed", "per_anchor")
+from bench.api.objective import NRT_FORMS
 
 
 @dataclass(frozen=True)

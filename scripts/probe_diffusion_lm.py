@@ -6,6 +6,7 @@ measures greedy restoration accuracy on the DEV split (never trained on) at the 
 group, before and after the diffusion LM's training on the train view, for each ``--init``:
 
     python scripts/probe_diffusion_lm.py --out runs/quick --seed 0 --init proxy,mlm
+    python scripts/probe_diffusion_lm.py --out runs/quick --seed 0 --init mlm --coverage random,groups
 
 Prints one JSON line per setting; ``--json FILE`` also writes them all.
 """
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--view", default="5pct")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default="proxy,mlm", help="comma-separated: proxy, mlm")
+    ap.add_argument("--coverage", default=None, help="comma-separated diffusion-LM coverages: random (one step "
+                    "per sentence per epoch), groups (every step group; the method's default)")
     ap.add_argument("--mlm-dir", default=None, help="masked LM directory (default: the suite's adapted MLM)")
     ap.add_argument("--epochs", type=int, default=None, help="diffusion-LM epochs (default: the method's)")
     ap.add_argument("--lr", type=float, default=None)
@@ -66,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     dv_w = importance_weights(proxy.model, proxy.tokenizer, dv_toks, p["importance_norm"])
     labels = tuple(cd.labels)
     rows = []
-    for init in [x for x in args.init.split(",") if x]:
+    coverages = [x for x in (args.coverage or p["dlm_coverage"]).split(",") if x]
+    for init, coverage in [(i, c) for i in args.init.split(",") if i for c in coverages]:
         torch.manual_seed(0)
         model, tok, label_ids = mlm.build_diffusion_lm(proxy, mlm_dir, labels, True, init=init)
         tr_l = [label_ids[e.label] for e in cd.train]
@@ -76,12 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         info = mlm.train_diffusion_lm(model, tok, tr_toks, tr_w, tr_l, T=int(p["T"]), lam=float(p["lam"]),
                                       schedule=p["schedule"], epochs=int(p["dlm_epochs"]), lr=float(p["dlm_lr"]),
-                                      batch_size=int(p["dlm_batch_size"]), seed=1)
+                                      batch_size=int(p["dlm_batch_size"]), seed=1, coverage=coverage,
+                                      n_groups=int(p["n_groups"]), max_steps=int(p["dlm_max_steps"]))
         after = mlm.restoration_accuracy(model, tok, dv_toks, dv_w, dv_l, **common)
         row = {"dataset": args.dataset, "view": args.view, "seed": args.seed, "init": init,
                "mlm_dir": str(mlm_dir), "mlm_fill_mask_accuracy_imdb": report.get("fill_mask_accuracy"),
                "mlm_settings": report.get("settings"), "step_group": int(p["step_group"]), "steps": steps,
-               "dlm_epochs": int(p["dlm_epochs"]), "dlm_lr": float(p["dlm_lr"]),
+               "dlm_epochs": int(p["dlm_epochs"]), "dlm_lr": float(p["dlm_lr"]), "coverage": coverage,
+               "dlm_steps": info["steps"],
                "dev_restoration_before": before, "dev_restoration_after": after,
                "dlm_loss_by_epoch": [round(h["loss"], 3) for h in info["history"]],
                "dlm_train_seconds": round(time.perf_counter() - t0, 1), "train": len(cd.train), "dev": len(cd.dev)}

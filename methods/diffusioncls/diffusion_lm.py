@@ -104,10 +104,34 @@ def masked_lm_logits(model, input_ids, attention_mask, token_type_ids, positions
     return model.cls(h[positions]) if hasattr(model, "cls") else model.get_output_embeddings()(h[positions])
 
 
+DLM_COVERAGE = ("groups", "random")
+
+
+def training_pairs(n: int, T: int, coverage: str, n_groups: int, rng: random.Random) -> list[tuple[int, int]]:
+    """One epoch of (sequence index, diffusion step), shuffled.
+
+    ``random``: each sequence once, at a step drawn from 1..T (one step per sentence per epoch).
+    ``groups``: each sequence once per step group, at a step drawn within the group (the reference
+    code trains every sentence at every group each epoch: ``n_groups`` times the training).
+    """
+    if coverage == "random":
+        pairs = [(i, rng.randint(1, T)) for i in range(n)]
+    elif coverage == "groups":
+        size = T // n_groups
+        pairs = [(i, rng.randint(g * size + 1, (g + 1) * size)) for g in range(n_groups) for i in range(n)]
+    else:
+        raise ValueError(f"unknown diffusion-LM coverage {coverage!r}; known {DLM_COVERAGE}")
+    rng.shuffle(pairs)
+    return pairs
+
+
 def train_diffusion_lm(model, tok, toks, weights, label_ids: Sequence[int] | None, *, T: int, lam: float,
                        schedule: str, epochs: int, lr: float, batch_size: int, seed: int,
+                       coverage: str = "random", n_groups: int = 8, max_steps: int = 0,
                        weight_decay: float = 0.01, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Time-agnostic training: per sequence t ~ U{1..T}, mask by the schedule, CE on masked tokens.
+    """Time-agnostic training: each (sequence, step) pair of :func:`training_pairs` is masked by the
+    schedule at that step; cross-entropy on the masked tokens. ``max_steps`` caps the optimizer steps
+    (the learning-rate schedule spans the capped total).
 
     ``toks`` are :class:`~methods.diffusioncls.importance.TextTokens`, ``weights`` their
     importance weights, ``label_ids`` the label-prompt token id per sequence (None: no prompt).
@@ -115,15 +139,47 @@ def train_diffusion_lm(model, tok, toks, weights, label_ids: Sequence[int] | Non
     """
     import torch
 
-    from methods.diffusioncls.importance import diffusion_batch, place_weights
-    from methods.diffusioncls.schedule import draw_mask
-
     torch.manual_seed(int(seed))  # dropout draws from the global generator
     gen = torch.Generator().manual_seed(int(seed))
-    order_rng = random.Random(int(seed))
-    n = len(toks)
-    steps_per_epoch = max(1, -(-n // batch_size))
-    total = steps_per_epoch * int(epochs)
+    rng = random.Random(int(seed))
+    epoch_pairs = [training_pairs(len(toks), T, coverage, n_groups, rng) for _ in range(int(epochs))]
+    total = sum(-(-len(p) // batch_size) for p in epoch_pairs)
+    if max_steps:
+        total = min(total, int(max_steps))
+    opt, sched = _dlm_optimizer(model, lr, weight_decay, total)
+    history, step = [], 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    model.train()
+    for epoch, pairs in enumerate(epoch_pairs):
+        losses, masked = [], []
+        for b in range(0, len(pairs), batch_size):
+            if step >= total:
+                break
+            loss, rate = _dlm_step(model, tok, toks, weights, label_ids, pairs[b:b + batch_size], T, lam, schedule,
+                                   gen)
+            if loss is None:
+                continue
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            masked.append(rate)
+            step += 1
+        history.append({"epoch": epoch + 1, "loss": sum(losses) / max(1, len(losses)),
+                        "mask_rate": sum(masked) / max(1, len(masked)), "steps": len(losses)})
+        if progress:
+            progress(f"diffusion LM epoch {epoch + 1}/{epochs} loss {history[-1]['loss']:.3f}")
+    model.eval()
+    return {"history": history, "train_seconds": time.perf_counter() - t0,
+            "train_cpu_seconds": time.process_time() - c0, "steps": step, "sequences": len(toks),
+            "coverage": coverage, "pairs_per_epoch": len(epoch_pairs[0]) if epoch_pairs else 0}
+
+
+def _dlm_optimizer(model, lr: float, weight_decay: float, total: int):
+    import torch
+
     no_decay = ("bias", "LayerNorm.weight")
     params = [
         {"params": [p for k, p in model.named_parameters() if not any(x in k for x in no_decay)],
@@ -134,43 +190,28 @@ def train_diffusion_lm(model, tok, toks, weights, label_ids: Sequence[int] | Non
     warm = max(1, total // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
-    history = []
-    t0, c0 = time.perf_counter(), time.process_time()
-    model.train()
-    for epoch in range(int(epochs)):
-        order = list(range(n))
-        order_rng.shuffle(order)
-        losses, masked = [], []
-        for b in range(0, n, batch_size):
-            idx = order[b:b + batch_size]
-            bt = [toks[i] for i in idx]
-            lids = None if label_ids is None else [label_ids[i] for i in idx]
-            ids, att, tt, maskable, start = diffusion_batch(tok, bt, lids)
-            w = place_weights([weights[i] for i in idx], ids.shape, start)
-            t = torch.randint(1, T + 1, (len(idx),), generator=gen)
-            m = draw_mask(schedule, t, T, w, lam, maskable, generator=gen)
-            m = ensure_one_masked(m, maskable, gen)
-            if not m.any():
-                continue
-            dev = model.device
-            ids, att, tt, m = ids.to(dev), att.to(dev), tt.to(dev), m.to(dev)
-            x = ids.masked_fill(m, tok.mask_token_id)
-            logits = masked_lm_logits(model, x, att, tt, m)
-            loss = torch.nn.functional.cross_entropy(logits, ids[m])
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            masked.append(float(m.sum() / maskable.sum().clamp_min(1)))
-        history.append({"epoch": epoch + 1, "loss": sum(losses) / max(1, len(losses)),
-                        "mask_rate": sum(masked) / max(1, len(masked))})
-        if progress:
-            progress(f"diffusion LM epoch {epoch + 1}/{epochs} loss {history[-1]['loss']:.3f}")
-    model.eval()
-    return {"history": history, "train_seconds": time.perf_counter() - t0,
-            "train_cpu_seconds": time.process_time() - c0, "steps": total, "sequences": n}
+    return opt, sched
+
+
+def _dlm_step(model, tok, toks, weights, label_ids, pairs, T, lam, schedule, gen):
+    """The loss of one batch of (sequence, step) pairs, and its mask rate (None when nothing is masked)."""
+    import torch
+
+    from methods.diffusioncls.importance import diffusion_batch, place_weights
+    from methods.diffusioncls.schedule import draw_mask
+
+    idx = [i for i, _ in pairs]
+    lids = None if label_ids is None else [label_ids[i] for i in idx]
+    ids, att, tt, maskable, start = diffusion_batch(tok, [toks[i] for i in idx], lids)
+    w = place_weights([weights[i] for i in idx], ids.shape, start)
+    t = torch.tensor([s for _, s in pairs])
+    m = ensure_one_masked(draw_mask(schedule, t, T, w, lam, maskable, generator=gen), maskable, gen)
+    if not m.any():
+        return None, 0.0
+    dev = model.device
+    ids, att, tt, m = ids.to(dev), att.to(dev), tt.to(dev), m.to(dev)
+    logits = masked_lm_logits(model, ids.masked_fill(m, tok.mask_token_id), att, tt, m)
+    return torch.nn.functional.cross_entropy(logits, ids[m]), float(m.sum() / maskable.sum().clamp_min(1))
 
 
 def restoration_accuracy(model, tok, toks, weights, label_ids: Sequence[int] | None, *, T: int, lam: float,

@@ -13,8 +13,11 @@ placed at diffusion position ``text_start + j``. [CLS], [SEP], the label prompt 
 are never maskable; their weights are dropped.
 
 ``norm`` chooses how the text-token weights enter the schedule: ``"none"`` (the paper: the raw
-attention share, so the weights of a sentence's tokens sum to at most 1), ``"sum"`` (renormalised
-over the text tokens) or ``"max"`` (scaled so the most important token has weight 1).
+attention share, so the weights of a sentence's tokens sum to at most 1 and ``lam * w`` moves a mean
+token's masking probability by about 1/n of ``lam``), ``"sum"`` (renormalised over the text tokens),
+``"max"`` (the most important token has weight 1), ``"mean"`` (mean 1 per sentence) or ``"centred"``
+(zero mean, scaled to [-1, 1], like DiffusionBERT's centred entropy term: the mean masking rate stays
+t/T while label-bearing tokens go earlier and the others later).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-NORMS = ("none", "sum", "max")
+NORMS = ("none", "sum", "max", "mean", "centred")
 
 
 @dataclass
@@ -87,6 +90,11 @@ def normalise(w, norm: str):
         return w / w.sum().clamp_min(1e-12)
     if norm == "max":
         return w / w.max().clamp_min(1e-12) if w.numel() else w
+    if norm == "mean":  # mean 1 per sentence: lam * w moves a mean token by lam at mid-schedule
+        return w / w.mean().clamp_min(1e-12) if w.numel() else w
+    if norm == "centred":  # DiffusionBERT-like: zero mean, the most extreme token at +-1
+        c = w - w.mean() if w.numel() else w
+        return c / c.abs().max().clamp_min(1e-12) if w.numel() else w
     raise ValueError(f"unknown importance norm {norm!r}; known {NORMS}")
 
 

@@ -44,11 +44,15 @@ from bench.api import (
     stable_hash,
 )
 from bench.api.hub import OFFLINE_BACKBONES
+from bench.api.objective import CE_WEIGHTINGS, NRT_FORMS, NRT_REPRS, PSEUDO_GRADS
+from methods.diffusioncls.diffusion_lm import DLM_COVERAGE
 from methods.diffusioncls.generate import DECODINGS, DiffusionGenerator, GenItem, hash_seed
 from methods.diffusioncls.importance import NORMS, importance_weights, tokenize_texts
 from methods.diffusioncls.schedule import SCHEDULES, step_group_steps
 
-VERSION = "2"  # 2: no spaces inserted between CJK characters in generated text
+# 2: no spaces inserted between CJK characters in generated text; 3: the diffusion LM trained on every step
+# group (dlm_coverage), the contrastive term as printed in batches of nrt_originals originals
+VERSION = "3"
 
 
 def proxy_identity(proxy) -> str:
@@ -76,7 +80,8 @@ class DiffusionParams(MethodParams):
                             "(1-based; the paper's Figure 6 axis)")
     lam: float = param(0.5, fit=True)
     schedule: str = param("marginal", fit=True, choices=SCHEDULES, doc="or cumulative (reference code)")
-    importance_norm: str = param("none", fit=True, choices=NORMS, doc="none (paper: raw attention) | sum | max")
+    importance_norm: str = param("none", fit=True, choices=NORMS, doc="none (paper: raw attention) | sum | max | "
+                                 "mean | centred (see importance.py)")
     # label-aware prompting
     label_prompt: bool = param(True, fit=True)
     # diffusion LM training (paper: lr 4e-6, 1-2 epochs, batch 32 on 10^3-10^4 texts; a low-resource view has
@@ -90,6 +95,10 @@ class DiffusionParams(MethodParams):
     dlm_epochs: int = param(4, fit=True)
     dlm_lr: float = param(2e-4, fit=True)
     dlm_batch_size: int = param(32, fit=True)
+    # "groups": every sentence once per step group each epoch (the reference code's coverage, n_groups times the
+    # training of "random": one random step per sentence per epoch); dlm_max_steps caps the optimizer steps
+    dlm_coverage: str = param("groups", fit=True, choices=DLM_COVERAGE)
+    dlm_max_steps: int = param(1200, fit=True)
     max_length: int = param(64, fit=True)
     # generation
     generate: bool = param(True, fit=True, doc="False = w/o D.A.: no pseudo samples, noise-resistant training only")
@@ -103,9 +112,21 @@ class DiffusionParams(MethodParams):
     min_masked: int = 1
     reflective_n: int = 4
     gen_batch_size: int = 64
-    # noise-resistant training (read by the runner through classifier_options)
-    nrt_weight: float = 1.0
+    # the final classifier (read by the runner through classifier_options): the paper's L = L_c + L_e (Eq. 6)
+    nrt_weight: float = param(1.0, doc="weight of the contrastive term L_c (0 = w/o N.R.T.)")
     nrt_tau: float = 0.05
+    nrt_form: str = param("printed", choices=NRT_FORMS, doc="printed: Eq. 4 as printed (log outside the double "
+                          "sum); per_anchor: the log inside the sum over anchors (about K times the gradient)")
+    nrt_repr: str = param("cls", choices=NRT_REPRS, doc="the representation L_c compares: the last "
+                          "layer's [CLS] (what the classifier head reads in RoBERTa-style heads and what the "
+                          "suite's earlier runs used) or the pooler output (the reference code)")
+    nrt_originals: int = param(16, doc="originals per training batch, each with all its pseudo samples "
+                               "(the paper's Table 6: 40-60; the reference code 70)")
+    ce_weighting: str = param("pooled", choices=CE_WEIGHTINGS, doc="pooled: L_e averaged over the "
+                              "K(B+1) items (Eq. 5); balanced: mean over originals + mean over pseudo samples "
+                              "(the reference code)")
+    pseudo_grad: str = param("full", choices=PSEUDO_GRADS, doc="head: pseudo samples pass the encoder "
+                             "without gradient and train the classification head only (the reference code)")
 
     def __post_init__(self):
         if self.nrt_weight < 0:
@@ -163,7 +184,10 @@ class DiffusionCLS(Augmenter):
                          + ("; diffusion LM initialised from it, not from the proxy" if self._init == "mlm" else "")}]
 
     def classifier_options(self) -> dict[str, Any]:
-        return {"nrt_weight": self.p.nrt_weight, "nrt_tau": self.p.nrt_tau, "group_batches": True}
+        p = self.p
+        return {"nrt_weight": p.nrt_weight, "nrt_tau": p.nrt_tau, "nrt_form": p.nrt_form, "nrt_repr": p.nrt_repr,
+                "group_batches": True, "originals_per_batch": p.nrt_originals, "ce_weighting": p.ce_weighting,
+                "pseudo_grad": p.pseudo_grad}
 
     # ------------------------------------------------------------------ fit
     def _fit(self, train: list[Example], context) -> None:
@@ -190,7 +214,8 @@ class DiffusionCLS(Augmenter):
             "proxy": context.proxy_key or proxy_identity(proxy),
             "mlm": (self._mlm_report or {}).get("key") or str(mlm_dir),
             **{k: self.params[k] for k in ("T", "lam", "schedule", "importance_norm", "label_prompt", "dlm_epochs",
-                                           "dlm_lr", "dlm_batch_size", "max_length")},
+                                           "dlm_lr", "dlm_batch_size", "max_length", "dlm_coverage",
+                                           "dlm_max_steps", "n_groups")},
             **({"dlm_init": init} if init != "proxy" else {}),
         }
         self._dlm_key = stable_hash(key)
@@ -209,7 +234,7 @@ class DiffusionCLS(Augmenter):
             train_info = dlm.train_diffusion_lm(
                 model, tok, toks, weights, lids, T=p.T, lam=p.lam, schedule=p.schedule, epochs=p.dlm_epochs,
                 lr=p.dlm_lr, batch_size=p.dlm_batch_size, seed=hash_seed(self.seed, "diffusion-lm") % (2**31),
-                progress=context.progress,
+                coverage=p.dlm_coverage, n_groups=p.n_groups, max_steps=p.dlm_max_steps, progress=context.progress,
             )
             if cache is not None:
                 dlm.save_diffusion_lm(cache, model, tok, {"key": key, "label_ids": label_ids, "training": train_info})

@@ -100,8 +100,13 @@ def test_fit_augment_provenance_determinism_and_cache(proxy, tmp_path):
 
 def test_ablation_variants_and_options(proxy, tmp_path):
     full = _method("diffusioncls")
-    assert full.classifier_options() == {"nrt_weight": 1.0, "nrt_tau": 0.05, "group_batches": True}
+    assert full.classifier_options() == {"nrt_weight": 1.0, "nrt_tau": 0.05, "nrt_form": "printed", "nrt_repr": "cls",
+                                         "group_batches": True, "originals_per_batch": 16, "ce_weighting": "pooled",
+                                         "pseudo_grad": "full"}
     assert _method("diffusioncls-wo-nrt").classifier_options()["nrt_weight"] == 0.0
+    ref = _method("diffusioncls-ref").classifier_options()
+    assert (ref["nrt_weight"], ref["ce_weighting"], ref["pseudo_grad"]) == (0.0, "balanced", "head")
+    assert _method("diffusioncls-las-centred").params["importance_norm"] == "centred"
     assert _method("diffusioncls-wo-las").params["lam"] == 0.0
     wo_da = _method("diffusioncls-wo-da").fit(TRAIN, _context(proxy, tmp_path))
     res = wo_da.augment(TRAIN, 4)

@@ -73,3 +73,15 @@ def test_schedule_and_batches_are_what_they_say():
     g = grouped_batches(kids, 1, 8, random.Random(0))
     batches = [sorted(next(g)) for _ in range(3)]
     assert sorted(batches) == [[0, 2], [1, 3], [4]]  # each original with its own pseudo samples; orphans apart
+
+
+def test_sibling_diversity_counts_distinct_texts_and_word_overlap():
+    from bench.api.augmenter import sibling_diversity
+
+    s = [Synthetic("a b c", "x", "p", "m"), Synthetic("a b d", "x", "p", "m"), Synthetic("a b c", "x", "p", "m"),
+         Synthetic("alone", "x", "r", "m")]
+    d = sibling_diversity(s)
+    assert d["siblings_distinct_mean"] == 2.0  # parent p: 2 distinct of 3; r has one sample and is left out
+    assert d["siblings_jaccard_mean"] == pytest.approx((0.5 + 1.0 + 0.5) / 3, abs=1e-4)
+    assert sibling_diversity([Synthetic("其他", "x", "p", "m"), Synthetic("其它", "x", "p", "m")])[
+        "siblings_jaccard_mean"] == pytest.approx(1 / 3, abs=1e-4)
