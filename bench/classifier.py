@@ -182,6 +182,8 @@ def score(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> di
         "macro_f1": float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)),
         "accuracy": float(accuracy_score(gold, pred)),
         "per_class_f1": {lab: float(v) for lab, v in zip(labels, per)},
+        "support": {lab: sum(1 for g in gold if g == lab) for lab in labels},
+        "predicted": {lab: sum(1 for p in pred if p == lab) for lab in labels},
         "n": len(gold),
     }
 

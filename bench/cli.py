@@ -311,6 +311,7 @@ def cmd_run(args) -> int:
     manifest["history"] = read_json(manifest_path).get("history", []) if manifest_path.exists() else []
     atomic_write_json(manifest_path, manifest)
     t0 = time.perf_counter()
+    _print_data_notes(cfg)
     print(f"run: {len(cells)} cells -> {out}  (backbone {cfg.backbone}, device {cfg.device}, {args.executor} "
           f"executor, {jobs} job(s) x {args.threads_per_job} thread(s))", flush=True)
     failed_hard = None
@@ -362,6 +363,15 @@ def _dry_run(cells, cfg, jobs: int) -> int:
           f"{fmt_duration(sum(eta.left.values()) / max(1, jobs))} with {jobs} job(s) (per-method costs from this "
           f"run's records where it has them, else the reference costs)")
     return 0
+
+
+def _print_data_notes(cfg) -> None:
+    from bench.data import data_notes
+    from bench.runner import get_splits
+
+    for ds in cfg.datasets:
+        for note in data_notes(get_splits(ds, cfg)):
+            print(f"data: {note}")
 
 
 def _all_records(out: Path) -> list:

@@ -21,13 +21,12 @@ import pickle
 import pickletools
 import random
 import re
+import tomllib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from bench.api import Example, derive, examples_fingerprint
 from bench.api.registry import Registry
@@ -97,21 +96,24 @@ def default_dataset() -> str:
 # ---------------------------------------------------------------- validation helpers
 
 
-def _check_rows(rows: Sequence[tuple[str, Any, Any]], where: str, labels: Sequence[str] | None) -> list[Example]:
-    """rows of (id, text, label) -> Examples, with errors that name the row."""
+def _check_rows(rows: Sequence[tuple[str, Any, Any]], where: str, labels: Sequence[str] | None,
+                locations: Sequence[str] | None = None) -> list[Example]:
+    """rows of (id, text, label) -> Examples, with errors that name the place of the row: its line in
+    the file (``locations``, e.g. "line 7"), else its 1-based item number."""
     out: list[Example] = []
     for i, (rid, text, label) in enumerate(rows):
+        at = f"{where}, {locations[i] if locations else f'item {i + 1}'} (id {rid})"
         if not isinstance(text, str):
-            raise DataError(f"{where}: row {i} (id {rid}) has non-text content {type(text).__name__}: {text!r:.60}")
+            raise DataError(f"{at}: non-text content {type(text).__name__}: {text!r:.60}")
         if not text.strip():
-            raise DataError(f"{where}: row {i} (id {rid}) has empty text")
+            raise DataError(f"{at}: empty text")
         if label is None or (isinstance(label, str) and not label.strip()) or (
             isinstance(label, float) and math.isnan(label)
         ):
-            raise DataError(f"{where}: row {i} (id {rid}) has no label")
+            raise DataError(f"{at}: no label")
         label = str(label).strip()
         if labels is not None and label not in labels:
-            raise DataError(f"{where}: row {i} (id {rid}) has unknown label {label!r}; expected one of {list(labels)}")
+            raise DataError(f"{at}: unknown label {label!r}; expected one of {list(labels)}")
         out.append(Example(str(rid), text.strip(), label))
     if not out:
         raise DataError(f"{where}: no rows")
@@ -134,16 +136,51 @@ def _check_label_sets(splits: Splits) -> None:
             )
 
 
-def dedupe(examples: list[Example]) -> tuple[list[Example], int]:
-    seen: set[str] = set()
-    out = []
+DUPLICATE_POLICIES = ("drop-conflicts", "first")
+
+
+def dedupe(examples: list[Example], policy: str = "drop-conflicts") -> tuple[list[Example], dict[str, Any]]:
+    """One example per text (compared case- and whitespace-insensitively).
+
+    Copies with the same label keep the first. Copies with different labels are conflicting gold:
+    ``drop-conflicts`` (the default) drops every copy, ``first`` keeps the first label (the suite's
+    behaviour before). Returns the kept examples and what was dropped (counts and a few texts)."""
+    if policy not in DUPLICATE_POLICIES:
+        raise DataError(f"unknown duplicate policy {policy!r}; expected one of {DUPLICATE_POLICIES}")
+    groups: dict[str, list[Example]] = {}
     for e in examples:
-        key = re.sub(r"\s+", " ", e.text.strip().lower())
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(e)
-    return out, len(examples) - len(out)
+        groups.setdefault(re.sub(r"\s+", " ", e.text.strip().lower()), []).append(e)
+    conflicts = {k for k, g in groups.items() if len({e.label for e in g}) > 1}
+    kept_ids = {g[0].id for k, g in groups.items() if k not in conflicts or policy == "first"}
+    out = [e for e in examples if e.id in kept_ids]
+    notes = {"duplicates_removed": len(examples) - len(out), "duplicate_policy": policy,
+             "conflicting_texts": len(conflicts),
+             "conflicting_rows_dropped": sum(len(groups[k]) for k in conflicts) if policy != "first" else 0,
+             "conflicting_examples": [{"text": groups[k][0].text[:120], "labels": sorted({e.label for e in groups[k]})}
+                                      for k in sorted(conflicts)[:3]]}
+    return out, notes
+
+
+def data_notes(splits: Splits) -> list[str]:
+    """What loading dropped from a data set, in words (for the run output and every record)."""
+    n = splits.notes
+    out = []
+    if n.get("conflicting_rows_dropped"):
+        ex = "; ".join(f"{x['text']!r} {x['labels']}" for x in n.get("conflicting_examples", []))
+        out.append(f"{splits.card.name}: dropped {n['conflicting_rows_dropped']} rows whose text appears with "
+                   f"different labels ({n['conflicting_texts']} texts; policy {n['duplicate_policy']}), e.g. {ex}")
+    same = n.get("duplicates_removed", 0) - n.get("conflicting_rows_dropped", 0)
+    if same > 0:
+        out.append(f"{splits.card.name}: removed {same} repeated texts (same label; the first copy is kept)")
+    return out
+
+
+def check_classes(examples: list[Example], where: str) -> None:
+    """A classification benchmark needs at least two classes in the data."""
+    labels = sorted({e.label for e in examples})
+    if len(labels) < 2:
+        raise DataError(f"{where}: every row has the label {labels[0]!r}; a classification benchmark needs at "
+                        f"least 2 classes" if labels else f"{where}: no labelled rows")
 
 
 def stratified_split(examples: list[Example], fractions=SPLIT_FRACTIONS, seed: int = SPLIT_SEED,
@@ -183,10 +220,11 @@ def _decode_lines(raw: bytes) -> str:
 
 
 def _from_unsplit(card: DatasetCard, examples: list[Example]) -> Splits:
+    check_classes(examples, card.source)
     examples, dropped = dedupe(examples)
+    check_classes(examples, card.source)
     train, dev, test = stratified_split(examples, where=card.name)
-    s = Splits(card, train, dev, test, notes={"duplicates_removed": dropped, "split": "suite 70/10/20",
-                                             "split_seed": SPLIT_SEED})
+    s = Splits(card, train, dev, test, notes={**dropped, "split": "suite 70/10/20", "split_seed": SPLIT_SEED})
     _check_label_sets(s)
     return s
 
@@ -274,26 +312,82 @@ def load_smp2020(card: DatasetCard, data_dir: str | os.PathLike | None = None, *
 
 
 def load_file(path: str, text_col: str = "text", label_col: str = "label") -> Splits:
-    """A user CSV or JSONL file with named text and label columns; split 70/10/20 by the suite."""
-    import pandas as pd
-
+    """A user CSV, JSONL or JSON-list file with named text and label columns; split 70/10/20 by the
+    suite. Errors name the file and the line (1-based) of the problem."""
     p = Path(path)
     if not p.exists():
         raise DataError(f"data file {p} does not exist")
+    if p.is_dir():
+        raise DataError(f"data file {p} is a directory")
     if p.stat().st_size == 0:
         raise DataError(f"data file {p} is empty")
-    try:
-        df = pd.read_json(p, lines=True) if p.suffix in (".jsonl", ".json") else pd.read_csv(p)
-    except Exception as err:  # pandas raises many types
-        raise DataError(f"cannot read {p}: {err}") from None
+    text = decode_utf8(p.read_bytes(), p)
+    records, lines = _read_json_rows(text, p) if p.suffix in (".jsonl", ".json") else _read_csv_rows(text, p)
+    if not records:
+        raise DataError(f"data file {p} has no data rows")
     for col in (text_col, label_col):
-        if col not in df.columns:
-            raise DataError(f"{p}: no column {col!r} (columns: {list(df.columns)})")
-    labels = tuple(dict.fromkeys(str(x).strip() for x in df[label_col] if isinstance(x, str | int) and str(x).strip()))
-    card = DatasetCard(name=f"file:{p.name}", title=str(p), language=_guess_language(df[text_col]), labels=labels,
-                       loader="file", source=str(p), splits="suite 70/10/20", licence="user data", citation="")
-    rows = [(f"row{i}", t, lab) for i, (t, lab) in enumerate(zip(df[text_col], df[label_col]))]
-    return _from_unsplit(card, _check_rows(rows, str(p), None))
+        if not any(col in r for r in records):
+            raise DataError(f"{p}: no column {col!r} (columns: {sorted(set().union(*records))})")
+    labels = tuple(dict.fromkeys(str(r.get(label_col)).strip() for r in records
+                                 if isinstance(r.get(label_col), str | int) and str(r.get(label_col)).strip()))
+    card = DatasetCard(name=f"file:{p.name}", title=str(p), language=_guess_language([r.get(text_col) for r in records]),
+                       labels=labels, loader="file", source=str(p), splits="suite 70/10/20", licence="user data",
+                       citation="")
+    rows = [(f"row{i}", r.get(text_col), r.get(label_col)) for i, r in enumerate(records)]
+    return _from_unsplit(card, _check_rows(rows, str(p), None, lines))
+
+
+def decode_utf8(raw: bytes, path: Path) -> str:
+    """The file's text, or an error naming the first line that is not UTF-8."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        col = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise DataError(f"{path}, line {line}: byte {raw[err.start:err.start + 1]!r} at column {col} is not UTF-8; "
+                        f"save the file as UTF-8") from None
+
+
+def _read_csv_rows(text: str, path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """CSV rows as dicts and where each starts ("line N"; a quoted field may span lines)."""
+    reader = csv.DictReader(io.StringIO(text))
+    rows, lines = [], []
+    start = 2
+    try:
+        for row in reader:
+            if None in row:
+                raise DataError(f"{path}, line {start}: more fields than the header has columns")
+            rows.append(row)
+            lines.append(f"line {start}")
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise DataError(f"{path}, line {reader.line_num}: not valid CSV ({err})") from None
+    return rows, lines
+
+
+def _read_json_rows(text: str, path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """JSON Lines (one object a line) or one JSON list of objects; errors name the line."""
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}, line {err.lineno}: not valid JSON ({err.msg})") from None
+        if not all(isinstance(x, dict) for x in items):
+            raise DataError(f"{path}: expected a list of objects")
+        return items, [f"item {i + 1}" for i in range(len(items))]
+    rows, lines = [], []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}, line {n}: not valid JSON ({err.msg})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}, line {n}: expected a JSON object, got {type(obj).__name__}")
+        rows.append(obj)
+        lines.append(f"line {n}")
+    return rows, lines
 
 
 def _guess_language(texts) -> str:

@@ -14,7 +14,7 @@ import subprocess
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,11 @@ class Metrics:
     accuracy: float = doc("test accuracy in 0..1")
     per_class_f1: dict[str, float] = doc("test F1 per label", factory=dict)
     n: int = doc("test examples scored", 0)
+    support: dict[str, int] = doc("test examples per gold label", factory=dict)
+    predicted: dict[str, int] = doc("test predictions per label (all on one label: a classifier with no signal)",
+                                    factory=dict)
+    predictions_path: str | None = doc("JSON of the test predictions (ids, gold, predicted, class probabilities, "
+                                       "labels), relative to the run directory: any metric can be recomputed", None)
 
 
 @dataclass
@@ -145,6 +150,8 @@ class CellRecord:
     git: str | None = doc("commit of the suite (+dirty when the tree had changes)", None)
     created: str | None = doc("ISO time the record was written", None)
     traceback: str | None = doc("for `failed`: the last frames of the error", None)
+    notes: list[str] = doc("what the run noticed and did about it: a damaged cache entry recomputed, training "
+                           "rows dropped, a classifier that predicts one class only", factory=list)
 
     # ------------------------------------------------------------------ io
     def to_json(self) -> dict[str, Any]:
@@ -263,7 +270,7 @@ def registry_facts(name: str) -> dict[str, Any]:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def versions() -> dict[str, str | None]:

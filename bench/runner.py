@@ -43,7 +43,7 @@ from bench.api import (
     stable_hash,
 )
 from bench.api.hub import backbone_substitute
-from bench.api.io import atomic_write_json, atomic_write_text, read_json
+from bench.api.io import atomic_write_json, check_sealed, read_json, read_sealed, seal, write_sealed
 from bench.classifier import PROTOCOL, ClassifierConfig, TrainedClassifier, train_classifier
 from bench.config import RunConfig, backbone_for
 from bench.records import (
@@ -278,6 +278,7 @@ def open_cell(spec: CellSpec, cfg: RunConfig) -> Cell:
         seeds=Seeds(view=cd.view_seed, augment=aug.seed, train=train_seed(spec)),
         config_hash=config_hash(spec, cfg, aug, clf, cd.splits.fingerprint()), backbone=clf.backbone,
         classifier=clf.key(), method_info=method_info(aug, entry.facts()))
+    rec.notes.extend(f"data: {n}" for n in D.data_notes(cd.splits))
     cell = Cell(spec, cfg, cd, aug, clf, rec)
     cell.timed("data", t0)
     return cell
@@ -319,9 +320,9 @@ def get_proxy(cell: Cell) -> tuple[TrainedClassifier, dict[str, Any]]:
     clf_cfg = cell.base_clf()
     d = Path(cell.cfg.cache_dir) / "classifiers" / proxy_key(cell.spec, cell.data, clf_cfg)
     t0 = time.perf_counter()
-    if (d / "bench_classifier.json").exists() and (d / "train_result.json").exists():
-        clf = TrainedClassifier.load(d, device=cell.cfg.device)
-        info = {**read_json(d / "train_result.json"), "from_cache": True}
+    cached = _load_proxy(cell, d)
+    if cached is not None:
+        clf, info = cached
     else:
         progress.stage("proxy")
         res = train_classifier(cell.data.train, cell.data.dev, cell.data.labels, clf_cfg, seed=train_seed(cell.spec),
@@ -329,9 +330,25 @@ def get_proxy(cell: Cell) -> tuple[TrainedClassifier, dict[str, Any]]:
         res.classifier.save(d)
         info = {**asdict(dev_info(res)), "train_seconds": res.train_seconds, "from_cache": False}
         atomic_write_json(d / "train_result.json", info)
+        seal(d)
         clf = res.classifier
     cell.timed("proxy", t0)
     return clf, info
+
+
+def _load_proxy(cell: Cell, d: Path) -> tuple[TrainedClassifier, dict[str, Any]] | None:
+    """The cached proxy when its directory is whole and loads; else None (and a note saying why)."""
+    if not d.exists():
+        return None
+    why = check_sealed(d)
+    if why is None:
+        try:
+            return TrainedClassifier.load(d, device=cell.cfg.device), {**read_json(d / "train_result.json"),
+                                                                       "from_cache": True}
+        except (OSError, ValueError, KeyError) as err:
+            why = f"{d} does not load ({type(err).__name__}: {err})"
+    cell.record.notes.append(f"cached proxy classifier damaged, retrained: {why}")
+    return None
 
 
 def budget_items(cell: Cell) -> int:
@@ -370,21 +387,40 @@ def synthetic_path(cell: Cell) -> Path:
 
 
 def write_jsonl(path: Path, items: list[Synthetic]) -> None:
-    atomic_write_text(path, "".join(json.dumps(s.to_json(), ensure_ascii=False) + "\n" for s in items))
+    write_sealed(path, "".join(json.dumps(s.to_json(), ensure_ascii=False) + "\n" for s in items).encode("utf-8"))
 
 
-def read_jsonl(path: Path) -> list[Synthetic]:
-    return [Synthetic.from_json(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
+def read_cached_synthetic(path: Path) -> tuple[list[Synthetic], dict[str, Any]] | str:
+    """The cached pseudo samples and their stats, or why the entry cannot be trusted (the file does
+    not match its hash, or holds another number of samples than the stats say were produced)."""
+    if not path.exists() and not path.with_suffix(".json").exists():
+        return "missing"
+    data, why = read_sealed(path)
+    if data is None:
+        return why
+    try:
+        stats = read_json(path.with_suffix(".json"))
+        items = [Synthetic.from_json(json.loads(x)) for x in data.decode("utf-8").splitlines() if x]
+    except (OSError, ValueError, KeyError) as err:
+        return f"{path} or its stats do not parse ({err})"
+    if len(items) != stats.get("produced"):
+        return f"{path} holds {len(items)} pseudo samples, the stats say {stats.get('produced')} were produced"
+    return items, stats
 
 
 def get_synthetic(cell: Cell, ctx: FitContext) -> tuple[list[Synthetic], dict[str, Any]]:
-    """Fit the augmenter and make the cell's pseudo samples, or read them from the cache."""
+    """Fit the augmenter and make the cell's pseudo samples, or read them from the cache (recomputed,
+    with a note, when the entry is damaged)."""
     path = synthetic_path(cell)
     meta = path.with_suffix(".json")
-    if path.exists() and meta.exists():
-        stats = {**read_json(meta), "from_cache": True}
+    cached = read_cached_synthetic(path)
+    if not isinstance(cached, str):
+        items, stats = cached
+        stats = {**stats, "from_cache": True}
         cell.timings.update({k: v for k, v in stats.get("timings", {}).items() if k in ("fit", "augment")})
-        return read_jsonl(path), stats
+        return items, stats
+    if cached != "missing":
+        cell.record.notes.append(f"cached pseudo samples damaged, recomputed: {cached}")
     t0 = time.perf_counter()
     progress.stage("fit")
     cell.aug.fit(cell.data.train, ctx)
@@ -453,12 +489,25 @@ def _steps(stage: str):
 
 
 def evaluate(cell: Cell, clf: TrainedClassifier) -> None:
+    """Score test once; keep the predictions (gold, predicted, probabilities) beside the record."""
+    from bench.classifier import score
+
     progress.stage("evaluate")
     t0 = time.perf_counter()
-    m = clf.evaluate(cell.data.test)
+    test = cell.data.test
+    proba = clf.predict_proba([e.text for e in test])
+    pred = [clf.labels[i] for i in proba.argmax(-1)]
+    m = score([e.label for e in test], pred, clf.labels)
     cell.timed("evaluate", t0)
+    path = Path(cell.cfg.out_dir) / "predictions" / f"{cell.spec.cell_id}.json"
+    atomic_write_json(path, {"labels": list(clf.labels), "ids": [e.id for e in test], "gold": [e.label for e in test],
+                             "predicted": pred, "proba": [[round(float(x), 5) for x in row] for row in proba]})
     cell.record.metrics = Metrics(macro_f1=m["macro_f1"], accuracy=m["accuracy"], per_class_f1=m["per_class_f1"],
-                                  n=m["n"])
+                                  n=m["n"], support=m["support"], predicted=m["predicted"],
+                                  predictions_path=_relative(path, Path(cell.cfg.out_dir)))
+    if sum(1 for v in m["predicted"].values() if v) <= 1:
+        cell.record.notes.append("no signal: the classifier predicts one class for every test example "
+                                 f"(macro-F1 {100 * m['macro_f1']:.1f} is the majority-class score)")
 
 
 def run_stages(cell: Cell) -> None:
@@ -537,11 +586,13 @@ def describe(res: CellResult) -> str:
     """One progress line for a finished cell."""
     rec = res.record
     tag = "skip (done)" if res.skipped else rec.status
+    notes = "".join(f"\n    note: {n}" for n in rec.notes if not n.startswith("data: "))  # printed once per run
     if rec.status == "ok":
         m = rec.metrics
         return (f"{rec.cell_id}: {tag} F1 {100 * m.macro_f1:.2f} acc {100 * m.accuracy:.2f} "
-                f"({rec.timings.get('total', 0):.0f}s)")
-    return f"{rec.cell_id}: {tag}: {rec.reason}"
+                f"({rec.timings.get('total', 0):.0f}s){notes}")
+    return f"{rec.cell_id}: {tag}: {rec.reason}{notes}"
+
 
 
 def preflight(cells: list[CellSpec], cfg: RunConfig) -> None:

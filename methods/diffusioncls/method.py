@@ -44,6 +44,7 @@ from bench.api import (
     stable_hash,
 )
 from bench.api.hub import OFFLINE_BACKBONES
+from bench.api.io import check_sealed
 from bench.api.objective import CE_WEIGHTINGS, NRT_FORMS, NRT_REPRS, PSEUDO_GRADS
 from methods.diffusioncls.diffusion_lm import DLM_COVERAGE
 from methods.diffusioncls.generate import DECODINGS, DiffusionGenerator, GenItem, hash_seed
@@ -220,7 +221,8 @@ class DiffusionCLS(Augmenter):
         }
         self._dlm_key = stable_hash(key)
         cache = context.cache_dir("diffusion_lm", key)
-        cached = cache is not None and (cache / "diffusion_lm.json").exists()
+        damaged = check_sealed(cache) if cache is not None and any(cache.iterdir()) else None
+        cached = cache is not None and any(cache.iterdir()) and damaged is None
         if cached:
             model, tok, meta = dlm.load_diffusion_lm(cache)
             label_ids = meta.get("label_ids")
@@ -244,6 +246,7 @@ class DiffusionCLS(Augmenter):
             min_masked=p.min_masked, batch_size=p.gen_batch_size, seed=self.seed,
         )
         self.fit_info = {"diffusion_lm_key": self._dlm_key, "cache_hit": bool(cached), "dlm_init": init,
+                         **({"cache_damaged_retrained": damaged} if damaged else {}),
                          "cache_dir": str(cache) if cache else None, "training": train_info,
                          "mlm_dir": str(mlm_dir), "mlm_fill_mask_accuracy": (self._mlm_report or {}).get(
                              "fill_mask_accuracy"), "fit_seconds": time.perf_counter() - t0}

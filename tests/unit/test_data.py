@@ -104,7 +104,7 @@ def test_bad_rows_are_named(tmp_path, bad, message):
     good = [{"id": 0, "content": "fine", "label": "happy"}]
     with pytest.raises(D.DataError, match=message) as err:
         D.load_dataset("smp2020-ewect", _smp_dir(tmp_path, good + [bad]))
-    assert "row 1" in str(err.value) and "virus_train.txt" in str(err.value)
+    assert "item 2" in str(err.value) and "virus_train.txt" in str(err.value)  # 1-based: the second object
 
 
 def test_label_sets_must_agree_between_splits(tmp_path):
