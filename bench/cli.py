@@ -288,8 +288,6 @@ def _default_device() -> str:
 
 
 def cmd_run(args) -> int:
-    from bench import records as R
-    from bench.api.io import atomic_write_json, read_json
     from bench.executors import default_jobs, execute
     from bench.runner import CellFailed, plan_cells
 
@@ -302,44 +300,80 @@ def cmd_run(args) -> int:
         raise ConfigError("--jobs and --threads-per-job must be at least 1")
     if args.dry_run:
         return _dry_run(cells, cfg, jobs)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest_path = out / "manifest.json"
+    out = _run_dir(cfg)
     command = " ".join(["python -m bench", *sys.argv[1:]])
-    manifest = {"command": command, "config": cfg.to_json(), "cells": [c.cell_id for c in cells],
-                "versions": R.versions(), "git": R.git_commit(), "started": R.now(), "finished": None}
-    manifest["history"] = read_json(manifest_path).get("history", []) if manifest_path.exists() else []
-    atomic_write_json(manifest_path, manifest)
+    started = _manifest_start(out, command, cfg, cells)
     t0 = time.perf_counter()
     _print_data_notes(cfg)
     print(f"run: {len(cells)} cells -> {out}  (backbone {cfg.backbone}, device {cfg.device}, {args.executor} "
           f"executor, {jobs} job(s) x {args.threads_per_job} thread(s))", flush=True)
-    failed_hard = None
+    failed_hard, results = None, []
     try:
         results = execute(cells, cfg, jobs=jobs, threads=args.threads_per_job, executor=args.executor,
                           gpus=args.gpus_per_job, ray_address=args.ray_address,
                           continue_on_error=args.continue_on_error, show_progress=not args.no_progress)
     except CellFailed as err:
-        failed_hard = str(err)
-        results = []
-    recs = [r.record for r in results] or _all_records(out)
+        failed_hard, results = str(err), err.results
     wall = time.perf_counter() - t0
+    recs = [r.record for r in results]
     n_fail = sum(r.status == "failed" for r in recs)
     n_unav = sum(r.status == "unavailable" for r in recs)
     n_skip = sum(r.skipped for r in results)
-    manifest.update({"finished": R.now(), "wall_seconds": round(wall, 1)})
-    # re-read: another command may have finished in this run directory meanwhile
-    history = read_json(manifest_path).get("history", []) if manifest_path.exists() else manifest["history"]
-    manifest["history"] = history + [{"command": command, "started": manifest["started"],
-                                      "wall_seconds": round(wall, 1), "cells": len(cells), "skipped": n_skip,
-                                      "failed": n_fail}]
-    atomic_write_json(manifest_path, manifest)
+    _manifest_finish(out, command, started, wall, len(cells), n_skip, n_fail)
     _print_substitutes(recs)
-    print(f"done: {len(recs)} cells ({n_skip} already done, {n_unav} unavailable, {n_fail} failed) "
+    no_signal = [r.cell_id for r in recs if any(n.startswith("no signal") for n in r.notes)]
+    if no_signal:
+        print(f"warning: {len(no_signal)} cell(s) carry no signal (every test prediction is one class): "
+              + ", ".join(no_signal[:8]) + (" ..." if len(no_signal) > 8 else ""))
+    print(f"done: {len(recs)} of {len(cells)} cells ({n_skip} already done, {n_unav} unavailable, {n_fail} failed) "
           f"in {wall:.0f}s; records in {out / 'records'}; next: python -m bench report {out}")
     if failed_hard:
         print(f"error: {failed_hard}", file=sys.stderr)
     return 1 if n_fail or failed_hard else 0
+
+
+def _run_dir(cfg) -> Path:
+    """The run directory, created; an --out that is a file is a clear error."""
+    from bench.config import ConfigError
+
+    out = Path(cfg.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _manifest_start(out: Path, command: str, cfg, cells) -> str:
+    """Record the command at the top of the manifest (under its lock); returns its start time."""
+    from bench import manifest
+    from bench import records as R
+
+    started = R.now()
+
+    def change(m):
+        return {**m, "command": command, "config": cfg.to_json(), "cells": [c.cell_id for c in cells],
+                "versions": R.versions(), "git": R.git_commit(), "started": started, "finished": None,
+                "history": m.get("history", [])}
+
+    manifest.update(out, change, warn=lambda s: print(s, file=sys.stderr))
+    return started
+
+
+def _manifest_finish(out: Path, command: str, started: str, wall: float, n_cells: int, n_skip: int,
+                     n_fail: int) -> None:
+    """Append this command to the manifest's history; close the top level when it is this command's."""
+    from bench import manifest
+    from bench import records as R
+
+    def change(m):
+        entry = {"command": command, "started": started, "wall_seconds": round(wall, 1), "cells": n_cells,
+                 "skipped": n_skip, "failed": n_fail}
+        m = {**m, "history": [*m.get("history", []), entry]}
+        if m.get("started") == started and m.get("command") == command:
+            m.update({"finished": R.now(), "wall_seconds": round(wall, 1)})
+        return m
+
+    manifest.update(out, change, warn=lambda s: print(s, file=sys.stderr))
 
 
 def _dry_run(cells, cfg, jobs: int) -> int:
@@ -347,6 +381,7 @@ def _dry_run(cells, cfg, jobs: int) -> int:
     from bench.executors import Eta, cost_model, fmt_duration
     from bench.runner import ConfigConflict, check_record, open_cell, read_existing, record_path
 
+    _print_data_notes(cfg)  # loads every data set: a bad file is an error now, not in the middle of a run
     todo = []
     for c in cells:
         state = "todo"
@@ -372,18 +407,6 @@ def _print_data_notes(cfg) -> None:
     for ds in cfg.datasets:
         for note in data_notes(get_splits(ds, cfg)):
             print(f"data: {note}")
-
-
-def _all_records(out: Path) -> list:
-    from bench.records import RecordError, read_record
-
-    recs = []
-    for p in sorted((out / "records").glob("*.json")):
-        try:
-            recs.append(read_record(p))
-        except RecordError as err:
-            print(f"warning: {err}", file=sys.stderr)
-    return recs
 
 
 def _print_substitutes(recs) -> None:
@@ -464,6 +487,10 @@ def main(argv: list[str] | None = None) -> int:
         return {"run": cmd_run, "ls": cmd_ls, "report": cmd_report, "prepare": cmd_prepare}[args.command](args)
     except (UnknownName, DataError, ValueError, FileNotFoundError, AugmenterError, ConfigConflict) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a read-only directory, a full disk: one line naming the file, not a traceback
+        where = f": {err.filename}" if getattr(err, "filename", None) else ""
+        print(f"error: {err.strerror or err}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished cells are kept; run the same command again to resume", file=sys.stderr)

@@ -301,8 +301,10 @@ def execute(cells: list[CellSpec], cfg: RunConfig, *, jobs: int = 1, threads: in
         if executor == "ray":
             _ray_shutdown_if_local(ray_address)
     if failed is not None:
-        raise CellFailed(f"cell {failed.record.cell_id} failed: {failed.record.reason} (record written; "
+        err = CellFailed(f"cell {failed.record.cell_id} failed: {failed.record.reason} (record written; "
                          f"--continue-on-error records failures and goes on)")
+        err.results = out
+        raise err
     return out
 
 

@@ -90,7 +90,9 @@ class CellResult:
 
 
 class CellFailed(RuntimeError):
-    pass
+    """A cell failed and the grid stopped; ``results`` holds the cells finished before."""
+
+    results: list = []
 
 
 class ConfigConflict(RuntimeError):

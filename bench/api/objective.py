@@ -8,3 +8,8 @@ NRT_FORMS = ("printed", "per_anchor")  # Eq. 4 as printed (log outside the doubl
 NRT_REPRS = ("cls", "pooler")  # the representation the contrastive term compares
 CE_WEIGHTINGS = ("pooled", "balanced")  # mean over every item | originals 1:1 pseudo samples
 PSEUDO_GRADS = ("full", "head")  # pseudo samples train the whole model | the classification head only
+
+# classifier settings a method sets for its own cells (``classifier_options``): records that differ only
+# in these were trained under the same protocol and may be compared; any other difference may not
+METHOD_OPTIONS = ("nrt_weight", "nrt_tau", "nrt_form", "nrt_repr", "group_batches", "originals_per_batch",
+                  "ce_weighting", "pseudo_grad")

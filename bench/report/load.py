@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from bench.api.hashing import stable_hash
+from bench.api.objective import METHOD_OPTIONS
 from bench.api.registry import configuration_name
 from bench.records import CellRecord, MethodInfo, RecordError, read_record
 
@@ -17,7 +19,7 @@ COLUMNS = [
     "cell_id", "dataset", "language", "view", "fraction", "shots", "method", "family", "base", "is_variant",
     "axis", "axis_value", "policy", "seed", "status", "reason", "macro_f1", "accuracy", "n_test", "n_synthetic",
     "synthetic_requested", "identical_to_parent", *[f"time_{s}" for s in TIMING_STAGES],
-    "synthetic_path", "backbone", "params", "substitutes", "versions", "git", "record_file",
+    "synthetic_path", "backbone", "setting", "no_signal", "params", "substitutes", "versions", "git", "record_file",
 ]
 
 
@@ -53,6 +55,13 @@ def configuration(info: MethodInfo) -> tuple[str, str | None, Any]:
     return label, axis, value
 
 
+def classifier_setting(classifier: dict[str, Any]) -> str:
+    """A short id of the classifier settings a record was trained under, leaving out the options a method
+    sets for its own cells: records with different ids are never paired (another preset, protocol,
+    backbone or learning rate is another experiment)."""
+    return stable_hash({k: v for k, v in classifier.items() if k not in METHOD_OPTIONS}, 8)
+
+
 def record_to_row(rec: CellRecord | dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     """Flatten one record (any schema this suite reads) into a row of :data:`COLUMNS`."""
     if not isinstance(rec, CellRecord):
@@ -86,6 +95,8 @@ def record_to_row(rec: CellRecord | dict[str, Any], run_dir: Path | None = None)
         **{f"time_{s}": _num(rec.timings.get(s)) for s in TIMING_STAGES},
         "synthetic_path": rec.synthetic_path,
         "backbone": rec.backbone or rec.classifier.get("backbone"),
+        "setting": classifier_setting(rec.classifier),
+        "no_signal": bool(metrics and metrics.predicted and sum(1 for v in metrics.predicted.values() if v) <= 1),
         "params": dict(info.params),
         "substitutes": list(rec.substitutes),
         "versions": dict(rec.versions),

@@ -155,6 +155,16 @@ def _status_notes(df: pd.DataFrame) -> list[str]:
     unav = df[df["status"] == "unavailable"]
     if len(unav):
         notes.append(f"{len(unav)} unavailable record(s) (the macro-F1 column shows 'unavailable: <reason>').")
+    mixed = df.groupby(["dataset", "view"])["setting"].nunique()
+    for (ds, view), n in mixed[mixed > 1].items():
+        notes.append(f"WARNING: {ds} / {view} holds records made with {n} different classifier settings (another "
+                     "preset, protocol, backbone or learning rate); they are never paired, and a row's mean may mix "
+                     "them: report such runs separately.")
+    signal = df[df["status"] == "ok"]
+    if "no_signal" in signal and signal["no_signal"].any():
+        cells = sorted(signal.loc[signal["no_signal"], "cell_id"].astype(str))
+        notes.append(f"WARNING: {len(cells)} cell(s) carry no signal (every test prediction is one class; macro-F1 "
+                     f"is the majority-class score): " + ", ".join(cells[:10]) + (" ..." if len(cells) > 10 else ""))
     return notes
 
 
@@ -188,7 +198,8 @@ def _paired_diffs(df, metric, dataset, view, variant, policy, baseline=None) -> 
     view, ok records only; None without pairs."""
     base = baseline or {"variant": BASELINE}
     sel = {"dataset": dataset, "view": view, "variant": variant, "policy": policy}
-    d = stats.paired_differences(df[df["status"] == "ok"], metric, sel, {"dataset": dataset, "view": view, **base})
+    d = stats.paired_differences(df[df["status"] == "ok"], metric, sel, {"dataset": dataset, "view": view, **base},
+                                 pair_on=("dataset", "view", "seed", "setting"))  # never across settings
     return None if d.empty else d["diff"].to_numpy()
 
 
