@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="render tables (and figures, when available) from a run directory")
     rep.add_argument("run_dir")
     rep.add_argument("--out", default=None, help="where to write (default RUN_DIR/report)")
+    rep.add_argument("--metric", action="append", default=[], metavar="NAME",
+                     help="add a metric computed from the saved test predictions (weighted_f1, micro_f1, "
+                     "balanced_accuracy, mcc, kappa, log_loss, macro_auc, ...); repeatable")
 
     pr = sub.add_parser("prepare", help="prepare offline resources once (WordNet copy, masked LM, ...)")
     pr.add_argument("what", choices=["offline", "wordnet", "mlm", "backbone"],
@@ -421,7 +424,7 @@ def _print_substitutes(recs) -> None:
 def cmd_report(args) -> int:
     from bench.report import build_report
 
-    res = build_report(Path(args.run_dir), Path(args.out) if args.out else None)
+    res = build_report(Path(args.run_dir), Path(args.out) if args.out else None, metrics=args.metric)
     print(f"report of {res.get('n_records')} records ({res.get('status_counts')}) in {res.get('out_dir')}")
     for kind in ("tables", "figures"):
         items = res.get(kind) or []

@@ -98,7 +98,22 @@ def run_sequential(tasks: list[Task], cfg: RunConfig, threads: int) -> Iterator[
         yield t, run_task(t, cfg)
 
 
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGTERM when the process that started it dies (a killed grid leaves no
+    orphans computing cells nobody will record)."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
 def _init_worker(threads: int, queue) -> None:
+    _die_with_parent()
     set_threads(threads)
     if queue is not None:
         progress.set_sink(queue.put)

@@ -44,12 +44,10 @@ from methods.common.lm import (
     LMParams,
     describe_model,
     generate_seq2seq,
-    sample_causal,
     stratified_subset,
 )
 
 DEFAULT_MODEL = {"en": "beyondguo/genius-large", "zh": "beyondguo/genius-base-chinese"}
-OFFLINE_LANGS = ("en",)
 _NORM_RE = re.compile(r"[^\w']+")
 
 
@@ -91,6 +89,13 @@ class SketchExtractor:
         return self
 
     def _keywords(self, text: str) -> list[tuple[str, float]]:
+        """Key phrases, best first: jieba's TF-IDF keywords for Chinese, YAKE's phrases otherwise."""
+        if self.language == "zh":
+            import jieba
+            import jieba.analyse
+
+            jieba.setLogLevel(60)
+            return list(jieba.analyse.extract_tags(text, topK=self.top, withWeight=True))
         if self._kw is None:
             import yake
 
@@ -109,8 +114,7 @@ class SketchExtractor:
         if n == 0:
             return []
         budget = max(1, round(self.ratio * n))
-        yake_in = " ".join(toks) if self.language == "zh" else text
-        kws = self._keywords(yake_in)
+        kws = self._keywords(text)
         assoc = self.assoc.get(label, {})
         cands: list[tuple[float, list[str]]] = []
         for rank, (phrase, _score) in enumerate(kws):
@@ -144,7 +148,9 @@ class SketchExtractor:
             keep[next((i for i, t in enumerate(norm) if t), 0)] = True
         return [t if k else None for t, k in zip(toks, keep)]
 
-    def sketch(self, text: str, label: str, with_label: bool = True) -> str:
+    def sketch(self, text: str, label: str, with_label: bool = True, label_word: str | None = None) -> str:
+        """The sketch of ``text``, prefixed ``label: `` (``label_word：`` in Chinese, as genius-base-chinese
+        writes it)."""
         parts: list[str] = []
         for t in self.sketch_tokens(text, label):
             if t is None:
@@ -153,7 +159,10 @@ class SketchExtractor:
             else:
                 parts.append(t)
         body = detokenize(parts, self.language) if self.language == "zh" else " ".join(parts)
-        return f"{label}: {body}" if with_label else body
+        word = label_word or label
+        if not with_label:
+            return body
+        return f"{word}：{body}" if self.language == "zh" else f"{word}: {body}"
 
 
 @dataclass(frozen=True)
@@ -177,7 +186,7 @@ class GeniusParams(LMParams):
 class Genius(LMAugmenter):
     meta = MethodMeta(
         name="genius",
-        version="1",
+        version="2",  # 2: Chinese through Gemma 3 (jieba keywords, Chinese label words), llama.cpp sampling
         description="label-aware sketch (YAKE key phrases, ~20% of words) -> sketch-to-text generator",
         needs_fit=True,
         languages=("en", "zh"),
@@ -220,7 +229,7 @@ class Genius(LMAugmenter):
             p = self.p
             subset = stratified_subset(train, p.max_train,
                                        random.Random(int(stable_hash([self.seed, "genius", "train-subset"]), 16)))
-            prompts = [self.prompt(self._sketcher.sketch(e.text, e.label)) for e in subset]
+            prompts = [self.prompt(self.sketch(e)) for e in subset]
             lines = [pr + " " + e.text + self._tok.eos_token for pr, e in zip(prompts, subset)]
             plens = [len(self._tok(pr).input_ids) for pr in prompts]
             key = {"method": "genius", "version": self.meta.version,
@@ -228,20 +237,21 @@ class Genius(LMAugmenter):
             self._tune(lines, key, "genius_lm", context, p.lora_batch_size, p.max_length, prompt_lens=plens)
         else:
             self._fit_stats = {"lm": self._model_name}
-        self._cast()
+        self._prepare_sampling(context, n_ctx=self.p.max_length + self.p.max_new_tokens)
 
     def sketch(self, ex: Example) -> str:
         if self._sketcher is None:
             raise RuntimeError("genius: fit() first")
-        return self._sketcher.sketch(ex.text, ex.label)
+        return self._sketcher.sketch(ex.text, ex.label, label_word=self.label_word(ex.label))
 
     def _generate(self, pairs: list[tuple[Example, int]]) -> list[Synthetic]:
         p = self.params
         sketches = [self.sketch(e) for e, _ in pairs]
         gen_keys = ("model", "offline_model", "num_beams", "top_k", "top_p", "temperature", "max_new_tokens",
-                    "batch_size", "gen_dtype")
+                    "batch_size", "gen_dtype", "engine")
         key = {"method": "genius", "version": self.meta.version, "lm": self._model_name,
                "adapter": self._fit_stats.get("lm_cache_key"), "gen": {k: p[k] for k in gen_keys},
+               "engine_used": self._fit_stats.get("engine"),
                "inputs": stable_hash([[s, n] for s, (_, n) in zip(sketches, pairs)]), "seed": self.seed,
                "store": "list"}
         cdir = self._context.cache_dir("genius_samples", key)  # None when the context has no cache
@@ -271,9 +281,8 @@ class Genius(LMAugmenter):
                                         temperature=p.temperature, max_new_tokens=p.max_new_tokens,
                                         batch_size=p.batch_size)
             else:
-                outs = sample_causal(self._model, self._tok, [self.prompt(s) for s in inputs], n, seed=seed,
-                                     max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_p=p.top_p,
-                                     top_k=p.top_k, batch_size=p.batch_size)
+                outs = self.sample([self.prompt(s) for s in inputs], n, seed=seed, max_new_tokens=p.max_new_tokens,
+                                   temperature=p.temperature, top_p=p.top_p, top_k=p.top_k, batch_size=p.batch_size)
             for i, o in zip(idx, outs):
                 texts[i] = o
         return [texts[i] for i in range(len(pairs))]

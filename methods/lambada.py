@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.api import AugmenterError, Example, MethodMeta, Synthetic, examples_fingerprint, param, stable_hash
-from methods.common.lm import LMAugmenter, LMParams, describe_model, sample_causal, stratified_subset
+from methods.common.lm import LMAugmenter, LMParams, describe_model, stratified_subset
 
 DEFAULT_MODEL = {"en": "gpt2", "zh": "uer/gpt2-chinese-cluecorpussmall"}
 
@@ -55,7 +55,7 @@ class LambadaParams(LMParams):
 class Lambada(LMAugmenter):
     meta = MethodMeta(
         name="lambada",
-        version="2",
+        version="3",  # 3: Chinese through Gemma 3 (Chinese label words), llama.cpp sampling
         description="fine-tuned causal LM generates label-conditioned text; keep what the proxy classifier "
         "is most confident about",
         needs_fit=True,
@@ -77,7 +77,7 @@ class Lambada(LMAugmenter):
         self._last: dict = {}
 
     def format_line(self, label: str, text: str = "", end: str = "") -> str:
-        return f"{label}{self.p.sep}{text}{end}"
+        return f"{self.label_word(label)}{self.p.sep}{text}{end}"
 
     def _fit(self, train: list[Example], context) -> None:
         self._load_generator(context.language, "causal")
@@ -90,19 +90,18 @@ class Lambada(LMAugmenter):
         key = {"method": self.meta.name, "version": self.meta.version, "sep": self.p.sep,
                "train": examples_fingerprint(subset)}
         self._tune(lines, key, "lambada_lm", context, self.p.batch_size, self.p.max_length)
-        self._cast()
+        self._prepare_sampling(context, n_ctx=self.p.max_length + self.p.max_new_tokens)
         self._train_texts = {" ".join(e.text.split()) for e in train}
 
     # ------------------------------------------------------------------ generate
     def _candidates(self, label: str, k: int, slot: int) -> list[str]:
         p = self.p
-        per_call = max(1, min(p.gen_batch_size, k))
-        n_prompts = math.ceil(k / per_call)
         prompt = self.format_line(label)
-        outs = sample_causal(self._model, self._tok, [prompt] * n_prompts, per_call,
-                             seed=int(stable_hash([self.seed, "gen", label, slot]), 16) % (2**31),
-                             max_new_tokens=p.max_new_tokens, temperature=p.temperature,
-                             top_p=p.top_p, top_k=p.top_k, batch_size=per_call)
+        seed = int(stable_hash([self.seed, "gen", label, slot]), 16) % (2**31)
+        # llama.cpp takes all k sequences of the prompt at once; transformers in calls of gen_batch_size
+        per_call = k if self._sampler is not None else max(1, min(p.gen_batch_size, k))
+        outs = self.sample([prompt] * math.ceil(k / per_call), per_call, seed=seed, max_new_tokens=p.max_new_tokens,
+                           temperature=p.temperature, top_p=p.top_p, top_k=p.top_k, batch_size=per_call)
         return [t for ts in outs for t in ts][:k]
 
     def cut_at_sep(self, text: str) -> tuple[str, bool]:

@@ -15,6 +15,34 @@ from typing import Any
 __all__ = ["build_report"]
 
 
+def _write_results(run_dir: Path, out: Path, metrics: Sequence[str], result: dict[str, Any]) -> list[str]:
+    """The results frame as CSV (and Parquet when pyarrow is installed); extra metrics from predictions."""
+    from bench import results
+
+    frame = results.load(run_dir)
+    files = []
+    for m in metrics:
+        frame = results.add_metric(frame, run_dir, m)
+    if metrics:
+        keys = ["dataset", "view", "method", "policy"]
+        cols = [f"metric.{m}" for m in metrics]
+        from bench.report.tables import _md_grid
+
+        summary = frame[frame["status"] == "ok"].groupby(keys)[cols].agg(["mean", "std", "count"]).round(4)
+        summary.columns = [f"{a} {b}" for a, b in summary.columns]
+        (out / "metrics.md").write_text("## Metrics from the saved test predictions\n\n"
+                                        + _md_grid(summary.reset_index()) + "\n", encoding="utf-8")
+        files.append("metrics.md")
+    frame.to_csv(out / "records.csv", index=False)
+    files.append("records.csv")
+    try:
+        frame.to_parquet(out / "records.parquet", index=False)
+        files.append("records.parquet")
+    except ImportError as err:  # pyarrow is the [report] extra
+        result["skipped"]["records.parquet"] = f"no Parquet engine ({err}); pip install 'lowres-aug-bench[report]'"
+    return files
+
+
 def build_report(
     run_dir: str | Path,
     out_dir: str | Path | None = None,
@@ -28,6 +56,7 @@ def build_report(
     classifier: Callable[[Sequence[str]], Sequence[str]] | None = None,
     parents: Mapping[str, str] | None = None,
     train_data: Callable[[str], tuple[list[str], list[str], dict[str, str]] | None] | str | None = "auto",
+    metrics: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Write the report of one run directory and return what was written.
 
@@ -36,7 +65,9 @@ def build_report(
     - ``table2.{md,csv,tex}``, ``table9.*``, ``table3.*``, ``table4.*``, ``aggregate.*`` (a table with no
       records renders a one-line note; its CSV is empty); ``table1.{md,csv}`` (DiffusionCLS examples:
       original, masked, generated);
-    - ``records.csv`` (the long DataFrame the report was drawn from);
+    - ``records.csv`` and ``records.parquet``: :func:`bench.results.load` (one row per cell, every record
+      field flattened), with a ``metric.<name>`` column per ``metrics`` entry computed from the saved test
+      predictions, and ``metrics.md`` summarising those;
     - ``figures/*.png`` and ``*.pdf`` (Figure 2 schedule, 5, 6, 7, diversity-consistency map);
     - ``diversity.{md,csv}``; ``report.md`` (all Markdown pieces) and ``report.html`` (self-contained).
 
@@ -64,8 +95,7 @@ def build_report(
         "n_records": int(len(df)), "status_counts": {str(k): int(v) for k, v in df["status"].value_counts().items()},
         "load_errors": list(df.attrs.get("load_errors", [])),
     }
-    df.drop(columns=["params", "substitutes", "versions"]).to_csv(out / "records.csv", index=False)
-    result["files"].append("records.csv")
+    result["files"] += _write_results(run_dir, out, metrics, result)
 
     tables = T.all_tables(df, n_boot=n_boot, seed=seed)
     for t in tables:

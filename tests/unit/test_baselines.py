@@ -208,9 +208,11 @@ def test_lambada_offline_fallback_and_needs_proxy(tmp_path, tiny_llama_dir):
     assert lam.substitutes()[0]["paper"].startswith("gpt2")
     with pytest.raises(AugmenterError):
         Lambada(seed=0, model=str(tiny_llama_dir), **LORA_FAST).fit(TRAIN, ctx(tmp_path, proxy=False))
-    with pytest.raises(MethodUnavailable):
-        Lambada(seed=0, model="no-such-org/x", offline_model=str(tiny_llama_dir)).fit(
-            TRAIN, ctx(tmp_path, language="zh"))
+    with pytest.raises(MethodUnavailable, match="no causal LM for 'zh'"):
+        Lambada(seed=0, model="no-such-org/x", offline_model="").fit(TRAIN, ctx(tmp_path, language="zh"))
+    zh = Lambada(seed=0, model="no-such-org/x", offline_model=str(tiny_llama_dir), **LORA_FAST)
+    zh.fit(TRAIN, ctx(tmp_path, language="zh"))
+    assert zh.format_line("negative") == "负面 [SEP] "  # Chinese label words for a Chinese generator
     with pytest.raises(AugmenterError):
         Lambada(seed=0).augment(TRAIN, 1)
 
@@ -298,9 +300,8 @@ def test_genius_offline_causal_substitute(tmp_path, tiny_llama_dir):
     assert g.substitutes()[0]["paper"].startswith("beyondguo/genius-large")
     r = g.augment(TRAIN[:3], 1)
     assert r.produced + sum(r.shortfall.values()) == 3
-    with pytest.raises(MethodUnavailable):
-        Genius(seed=0, model="no-such-org/genius", offline_model=str(tiny_llama_dir)).fit(
-            TRAIN, ctx(tmp_path, language="zh"))
+    with pytest.raises(MethodUnavailable, match="no sketch-to-text model for 'zh'"):
+        Genius(seed=0, model="no-such-org/genius", offline_model="").fit(TRAIN, ctx(tmp_path, language="zh"))
 
 
 # ------------------------------------------------------------------------------ nlpaug
@@ -351,8 +352,11 @@ def test_nlpaug_glove_tiny_vectors(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["lambada", "genius"])
-def test_lm_baselines_unavailable_in_chinese_offline_say_why(tmp_path, name):
-    """No Chinese hub model here and the offline substitute is English: `unavailable`, naming both."""
+def test_lm_baselines_pick_the_offline_generator_of_the_language(tmp_path, name):
+    """SmolLM2 (English-only) for English, Gemma 3 270M for Chinese; with no stand-in and no hub model the
+    method is `unavailable`, saying why and for which language."""
     aug = METHODS.get(name).load()(seed=0, model=str(tmp_path / "no-such-model"))
-    with pytest.raises(MethodUnavailable, match=r"English model, so there is none for 'zh'"):
-        aug.fit(TRAIN, ctx(tmp_path, language="zh"))
+    assert aug._offline_model("en") == "smollm2" and aug._offline_model("zh") == "gemma3"
+    none = METHODS.get(name).load()(seed=0, model=str(tmp_path / "no-such-model"), offline_model="")
+    with pytest.raises(MethodUnavailable, match=r"for 'zh' here: .*no-such-model"):
+        none.fit(TRAIN, ctx(tmp_path, language="zh"))
