@@ -307,7 +307,8 @@ def execute(cells: list[CellSpec], cfg: RunConfig, *, jobs: int = 1, threads: in
             eta.finish(task.key)
             bar.update(1)
             bar.write(describe(res)) if show_progress else log(describe(res))
-            if res.record.status == "failed" and not res.skipped and not continue_on_error:
+            conflict = res.skipped and res.record.status == "failed" and "another configuration" in (res.record.reason or "")
+            if res.record.status == "failed" and (not res.skipped or conflict) and not continue_on_error:
                 failed = res
                 break
     finally:

@@ -534,8 +534,8 @@ def run_stages(cell: Cell) -> None:
 
 
 def run_cell(spec: CellSpec, cfg: RunConfig) -> CellResult:
-    """Run one cell (or return its existing record); always returns a record, never raises for a method
-    (a :class:`ConfigConflict` is raised: it is the run directory's problem, not the cell's)."""
+    """Run one cell (or return its existing record); always returns a record, never raises. A record
+    another command wrote meanwhile with another configuration is left alone: this cell fails, unwritten."""
     t_start = time.perf_counter()
     progress.set_cell(spec.cell_id)
     progress.stage("data")
@@ -549,8 +549,9 @@ def run_cell(spec: CellSpec, cfg: RunConfig) -> CellResult:
         if kept is not None:
             return CellResult(kept, skipped=True)
         run_stages(cell)
-    except ConfigConflict:
-        raise
+    except ConfigConflict as err:  # another command wrote this cell meanwhile: keep its record, fail this one
+        rec.status, rec.reason = "failed", str(err)
+        return CellResult(rec, skipped=True)
     except MethodUnavailable as err:
         rec.status, rec.reason, rec.metrics = "unavailable", str(err), None
     except Exception as err:  # a failed cell is recorded, never lost

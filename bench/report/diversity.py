@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.report import figures as F
 from bench.report import tables as T
-from bench.report.figures import Figure, _label, parent_text, read_jsonl, save
+from bench.report.figures import Figure, parent_text, read_jsonl, save
 
 _TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\s\u3400-\u9fff\uf900-\ufaff]+")
 
@@ -207,34 +208,77 @@ def summarize_frame(per_record: pd.DataFrame, classifier_desc: str = DEFAULT_CLA
                    section=["dataset", "view"], notes=notes)
 
 
-def figure_map(data: pd.DataFrame, out_dir) -> Figure:
-    """Diversity-consistency map: x = 1 - self-BLEU, y = label consistency, one point per method/policy
-    (and data set / view)."""
-    title = "Diversity-consistency map"
+MAP_KEYS = ["dataset", "view", "method", "policy"]
+
+
+def _per_seed(per_record: pd.DataFrame | None) -> dict[tuple, pd.DataFrame]:
+    """{(data set, view, method, policy): per-seed x = 1 - self-BLEU and y = consistency} for the spread."""
+    if per_record is None or per_record.empty:
+        return {}
+    r = per_record.dropna(subset=["self_bleu", "consistency"])
+    return {k: pd.DataFrame({"x": 1 - g["self_bleu"], "y": g["consistency"]}) for k, g in r.groupby(MAP_KEYS)}
+
+
+@F.paper_style
+def draw_map(data: pd.DataFrame, per_record: pd.DataFrame | None = None):
+    """One panel per data set / view; one point per method x policy in the method's colour and marker (open
+    for B/D), ±1 SD over seeds as error bars and the seeds as faint points when ``per_record`` has them.
+    The legend names the points: no text next to them, so nothing overlaps. None when nothing to draw."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
     d = data.dropna(subset=["self_bleu", "consistency"]) if not data.empty else data
     if d.empty:
+        return None
+    styles = F.method_styles(d["method"])
+    seeds = _per_seed(per_record)
+    panels = sorted({(a, b) for a, b in zip(d["dataset"], d["view"])},
+                    key=lambda k: (str(k[0]), T._view_sort(k[1])))
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 3.5 * nrows), squeeze=False, sharey=True)
+    legend: dict[str, Any] = {}
+    for ax, (ds, view) in zip(axes.flat, panels):
+        p = d[(d["dataset"] == ds) & (d["view"] == view)]
+        for _, r in sorted(p.iterrows(), key=lambda ir: F.line_order(ir[1]["method"], ir[1]["policy"])):
+            st, label = F.line_style(r["method"], r["policy"], styles), F.line_label(r["method"], r["policy"])
+            s = seeds.get(tuple(r[k] for k in MAP_KEYS))
+            sd = s.std() if s is not None and len(s) >= 2 else None
+            c = ax.errorbar(1 - r["self_bleu"], r["consistency"], xerr=None if sd is None else sd["x"],
+                            yerr=None if sd is None else sd["y"], fmt=st.marker, color=st.color, markersize=7.5,
+                            capsize=2.5, elinewidth=0.9, zorder=3, **F.marker_face(st))
+            c.lines[0].set_gid(f"line:{label}")
+            if sd is not None:
+                ax.scatter(s["x"], s["y"], s=16, marker=st.marker, alpha=0.35, linewidths=0.6, zorder=2,
+                           facecolors="none" if st.hollow else st.color, edgecolors=st.color)
+            legend.setdefault(label, F.legend_handle(st, line=False))
+        ax.set(ylim=(-0.02, 1.02), title=f"{ds}, {F.view_label(view)}", xlabel="diversity (1 − self-BLEU)",
+               ylabel="label consistency")
+        ax.margins(x=0.15)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.yaxis.set_tick_params(labelleft=True)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    F.figure_legend(fig, list(legend.values()), list(legend), "method, policy")
+    fig.suptitle("Diversity-consistency map (up and right is better)")
+    fig.tight_layout()
+    return fig
+
+
+def figure_map(data: pd.DataFrame, out_dir, per_record: pd.DataFrame | None = None) -> Figure:
+    """Diversity-consistency map: x = 1 - self-BLEU, y = label consistency, one point per method/policy
+    in one panel per data set / view (``per_record``: the per-seed measures, for the spread)."""
+    title = "Diversity-consistency map"
+    fig = draw_map(data, per_record)
+    if fig is None:
         return Figure("diversity_map", title, note="skipped: no synthetic set with both self-BLEU and label "
                                                    "consistency (consistency needs the train split)")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    d = d.copy()
-    d["diversity (1 - self-BLEU)"] = 1 - d["self_bleu"]
-    d["label consistency"] = d["consistency"]
-    d["method"] = [_label(m, p) for m, p in zip(d["method"], d["policy"])]
-    d["data set / view"] = [f"{a} / {b}" for a, b in zip(d["dataset"], d["view"])]
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    sns.scatterplot(data=d, x="diversity (1 - self-BLEU)", y="label consistency", hue="method",
-                    style="data set / view", s=70, ax=ax)
-    for _, r in d.iterrows():
-        ax.annotate(r["method"], (r["diversity (1 - self-BLEU)"], r["label consistency"]), fontsize=6,
-                    xytext=(3, 3), textcoords="offset points")
-    ax.set(ylim=(-0.02, 1.02), title=title)
-    ax.legend(fontsize=6, loc="best")
     png, pdf = save(fig, out_dir, "diversity_map")
+    spread = ("error bars ±1 standard deviation over seeds (n−1) and faint points the seeds, where a set was "
+              "measured for two or more seeds" if per_record is not None else "no per-seed spread drawn")
     return Figure("diversity_map", title, png, pdf,
-                  "One point per data set / view / method / policy (mean over seeds). Up and right is better: "
-                  "varied pseudo samples that still carry their label.")
+                  "One point per data set / view / method / policy: the mean over seeds; " + spread + ". Up and "
+                  "right is better: varied pseudo samples that still carry their label.")
 
 
 def examples(df: pd.DataFrame, k: int = 3, parents=None) -> list[dict]:
@@ -329,7 +373,7 @@ def diversity_report(df: pd.DataFrame, run_dir, out_dir, classifier=None, parent
     files = T.write_table(table, out_dir)
     per.to_csv(out_dir / "diversity_records.csv", index=False)
     files.append("diversity_records.csv")
-    fig = figure_map(table.data, out_dir / "figures")
+    fig = figure_map(table.data, out_dir / "figures", per_record=per)
     if fig.path_png:
         files += [str(Path(p).relative_to(out_dir)) for p in (fig.path_png, fig.path_pdf)]
     skipped = dict(td.errors)

@@ -1,6 +1,8 @@
 """One self-contained HTML report per run (figures embedded as base64 PNG) and the same in Markdown.
 
-Plain string templates, no template engine; every value from a record is HTML-escaped.
+Plain string templates, no template engine; every value from a record is HTML-escaped. The page works
+offline: its only script (sortable tables) and style are inline. A part with no data in the run gets no
+heading of its own: it is listed once under "Not in this run", with the reason.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import base64
 import html as _html
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,18 +20,53 @@ import pandas as pd
 from bench.report import tables as T
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
-color:#222;line-height:1.4}
-h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2em}
-table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.85em}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
-th{background:#f0f0f0}tr:nth-child(even) td{background:#fafafa}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1240px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45;font-size:15px}
+h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2.2em}h3{margin:1.4em 0 .4em}
+h4{margin:1em 0 .3em;font-size:1em}
+.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;margin:.4em 0 1.2em;font-size:.85em}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#eef0f3;position:relative}tbody tr:nth-child(even) td{background:#f8f9fa}
+table.sortable th{cursor:pointer;user-select:none;padding-right:1.3em}
+table.sortable th:hover,table.sortable th:focus{background:#dde3ea;outline:none}
+table.sortable th::after{content:"\\2195";position:absolute;right:.35em;color:#999;font-size:.85em}
+table.sortable th[aria-sort=ascending]::after{content:"\\25B2";color:#333}
+table.sortable th[aria-sort=descending]::after{content:"\\25BC";color:#333}
+td.num{white-space:nowrap;font-variant-numeric:tabular-nums}
 td.unavailable{color:#8a6d00}td.failed{color:#b00020;font-weight:bold}
+table.kv th{width:14em;cursor:auto;background:#f3f3f3;font-weight:600}
 .note{color:#555;font-size:.85em}.skipped{color:#8a6d00}
-img{max-width:100%;border:1px solid #ddd}figure{margin:1em 0}
+img{max-width:100%;height:auto;border:1px solid #ddd}figure{margin:1em 0}
+figcaption{max-width:62em;margin-top:.3em}
 code,pre{background:#f6f6f6;font-size:.85em}pre{padding:.5em;overflow-x:auto;white-space:pre-wrap}
-nav a{margin-right:1em}
+nav{margin:.5em 0 1em;line-height:1.9}nav a{margin-right:1em;white-space:nowrap}
 """
+
+# Click (or Enter/Space on) a column head to sort that table's rows; again to reverse. Numbers compare as
+# numbers (the leading number of "45.21 ± 0.39"), empty and "-" cells stay last, ties keep their order.
+SORT_JS = """
+(function(){
+function key(td){var t=(td?td.textContent:'').trim(),u=t.replace(/\\u2212/g,'-');
+var m=u.match(/^[<>\\u2264\\u2265]?\\s*([+-]?(?:\\d+\\.?\\d*|\\.\\d+)(?:e[+-]?\\d+)?)/i);
+return {n:m?parseFloat(m[1]):NaN,s:t.toLowerCase(),e:(t===''||t==='-'||t==='NA'||t==='[-]')};}
+function cmp(a,b){var an=!isNaN(a.n),bn=!isNaN(b.n);if(an&&bn)return a.n-b.n;if(an!==bn)return an?-1:1;
+return a.s<b.s?-1:(a.s>b.s?1:0);}
+function sortBy(th){var table=th.closest('table'),body=table.tBodies[0],i=th.cellIndex;
+var dir=th.getAttribute('aria-sort')==='ascending'?-1:1;
+Array.prototype.forEach.call(th.parentNode.cells,function(c){c.removeAttribute('aria-sort');});
+th.setAttribute('aria-sort',dir>0?'ascending':'descending');
+Array.prototype.map.call(body.rows,function(r,k){return {r:r,k:key(r.cells[i]),o:k};})
+.sort(function(a,b){if(a.k.e!==b.k.e)return a.k.e?1:-1;return dir*cmp(a.k,b.k)||a.o-b.o;})
+.forEach(function(x){body.appendChild(x.r);});}
+Array.prototype.forEach.call(document.querySelectorAll('table.sortable thead th'),function(th){
+th.tabIndex=0;th.title='Sort by this column';th.addEventListener('click',function(){sortBy(th);});
+th.addEventListener('keydown',function(e){if(e.key==='Enter'||e.key===' '){e.preventDefault();sortBy(th);}});});
+})();
+"""
+
+# a number-like cell ("45.21 ± 0.39", "+1.04 [+0.50, +1.57]", "46.25 ± 0.28 (n=3, Δ +1.04)", "<0.001")
+_NUMERIC = re.compile(r"^[\s\d.,:;+\-−±\[\]()<>=%≤≥nΔ]*\d[\s\d.,:;+\-−±\[\]()<>=%≤≥nΔ]*$")
 
 
 def esc(x: Any) -> str:
@@ -41,24 +79,59 @@ def _cell_class(v: str) -> str:
         return ' class="unavailable"'
     if v.startswith("failed"):
         return ' class="failed"'
+    if _NUMERIC.match(v):  # never wrap "mean ± std" or an interval in the middle
+        return ' class="num"'
     return ""
 
 
-def frame_html(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
+def human(x: Any) -> str:
+    """A view id as words (``5pct`` -> ``5% of train``), anything else as it is."""
+    from bench.report.figures import view_label
+
+    return view_label(x) if isinstance(x, str) and re.fullmatch(r"\d+(\.\d+)?(pct|shot)", x) else str(x)
+
+
+def frame_html(frame: pd.DataFrame, sortable: bool = True) -> str:
+    head = "".join(f"<th>{esc(human(c))}</th>" for c in frame.columns)
     body = "".join("<tr>" + "".join(f"<td{_cell_class(v)}>{esc(v)}</td>" for v in row) + "</tr>"
                    for row in frame.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    cls = ' class="sortable"' if sortable and len(frame) > 1 else ""
+    return f'<div class="scroll"><table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def table_html(table: T.Table) -> str:
-    out = [f'<h2 id="{esc(table.name)}">{esc(table.title)}</h2>']
-    if table.empty:
-        out.append('<p class="note">No records for this table in this run.</p>')
-        return "\n".join(out)
+def kv_html(pairs: list[tuple[str, Any]], caption: str | None = None) -> str:
+    """A two-column key / value table (provenance), never raw JSON."""
+    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
+    rows = "".join(f"<tr><th scope=\"row\">{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in pairs)
+    return f'<div class="scroll"><table class="kv">{cap}<tbody>{rows}</tbody></table></div>'
+
+
+def flatten(obj: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested dicts as dotted keys, lists joined by commas: ``{"classifier": {"lr": 1e-4}}`` ->
+    ``[("classifier.lr", "0.0001")]``; an empty dict or list is "-"."""
+    if isinstance(obj, dict) and obj:
+        return [kv for k, v in obj.items() for kv in flatten(v, f"{prefix}.{k}" if prefix else str(k))]
+    if isinstance(obj, (list, tuple)):
+        if obj and all(not isinstance(v, (dict, list, tuple)) for v in obj):
+            return [(prefix, ", ".join(str(v) for v in obj))]
+        if obj:
+            return [kv for i, v in enumerate(obj) for kv in flatten(v, f"{prefix}[{i}]")]
+    if obj is None or obj == {} or obj == [] or obj == ():
+        return [(prefix, "-")]
+    return [(prefix, str(obj))]
+
+
+def _section_title(key) -> str:
+    return ", ".join(human(k) for k in key)
+
+
+def table_html(table: T.Table, level: int = 2, anchor: bool = True) -> str:
+    """A non-empty table: heading, one sortable sub-table per section, notes (callers list empty ones)."""
+    ident = f' id="{esc(table.name)}"' if anchor else ""
+    out = [f"<h{level}{ident}>{esc(table.title)}</h{level}>"]
     for key, frame in T._sections(table):
         if key is not None:
-            out.append(f"<h3>{esc(' / '.join(str(k) for k in key))}</h3>")
+            out.append(f"<h{level + 1}>{esc(_section_title(key))}</h{level + 1}>")
         out.append(frame_html(frame))
     if table.notes:
         out.append('<ul class="note">' + "".join(f"<li>{esc(n)}</li>" for n in table.notes) + "</ul>")
@@ -66,14 +139,20 @@ def table_html(table: T.Table) -> str:
 
 
 def figure_html(fig) -> str:
-    out = [f'<h3 id="{esc(fig.name)}">{esc(fig.title)}</h3>']
-    if fig.path_png and Path(fig.path_png).is_file():
-        b64 = base64.b64encode(Path(fig.path_png).read_bytes()).decode("ascii")
-        out.append(f'<figure><img alt="{esc(fig.title)}" src="data:image/png;base64,{b64}">'
-                   f'<figcaption class="note">{esc(fig.note or "")}</figcaption></figure>')
-    else:
-        out.append(f'<p class="skipped">{esc(fig.note or "skipped")}</p>')
-    return "\n".join(out)
+    """A drawn figure with its caption (callers list skipped ones under "Not in this run")."""
+    b64 = base64.b64encode(Path(fig.path_png).read_bytes()).decode("ascii")
+    return (f'<h3 id="{esc(fig.name)}">{esc(fig.title)}</h3>\n'
+            f'<figure><img alt="{esc(fig.title)}" src="data:image/png;base64,{b64}">'
+            f'<figcaption class="note">{esc(fig.note or "")}</figcaption></figure>')
+
+
+def _drawn(fig) -> bool:
+    return bool(fig.path_png) and Path(fig.path_png).is_file()
+
+
+def _short(title: str) -> str:
+    """Navigation text: "Table 2" of "Table 2: ...", "Aggregate over data sets" of "Aggregate over data sets (...)"."""
+    return title.split(":")[0] if ":" in title else title.split(" (")[0]
 
 
 # ---------------------------------------------------------------- environment, substitutes, status
