@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.api import Example, Synthetic, seed_everything
-from bench.api.hub import ModelNotAvailable, locate, prepared_build
+from bench.api.hub import ModelNotAvailable, is_frozen, locate, prepared_build
 from bench.api.objective import CE_WEIGHTINGS, NRT_FORMS, NRT_REPRS, PSEUDO_GRADS
 from bench.training import Item, TrainSchedule, schedule_for
 
@@ -130,9 +130,14 @@ class TrainedClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         meta = json.loads((Path(directory) / "bench_classifier.json").read_text())
+        cfg = ClassifierConfig(**{**meta["config"], "device": device})
+        if is_frozen(cfg.backbone):
+            from bench.frozen import load_frozen
+
+            tok, model = load_frozen(cfg.backbone, len(meta["labels"]), cfg.max_length, device)
+            return TrainedClassifier(model.load_head(directory).eval(), tok, meta["labels"], cfg)
         model = AutoModelForSequenceClassification.from_pretrained(directory).to(device).eval()
         tok = AutoTokenizer.from_pretrained(directory)
-        cfg = ClassifierConfig(**{**meta["config"], "device": device})
         return TrainedClassifier(model, tok, meta["labels"], cfg)
 
     # ---------------------------------------------------------------- inference
@@ -201,8 +206,12 @@ def load_backbone(cfg: ClassifierConfig, labels: Sequence[str]):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    path = locate(cfg.backbone)
     hf_logging.set_verbosity_error()
+    if is_frozen(cfg.backbone):
+        from bench.frozen import load_frozen
+
+        return load_frozen(cfg.backbone, len(labels), cfg.max_length, cfg.device)
+    path = locate(cfg.backbone)
     try:
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -395,10 +404,10 @@ def _optimizer(model, cfg: ClassifierConfig, total: int):
     """AdamW (no decay on biases and norms) and a linear warm-up/decay over the step budget."""
     torch = _require_torch()
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # a frozen encoder: the head
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(x in n for x in no_decay)],
-         "weight_decay": cfg.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if any(x in n for x in no_decay)], "weight_decay": 0.0},
+        {"params": [p for n, p in trainable if not any(x in n for x in no_decay)], "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in trainable if any(x in n for x in no_decay)], "weight_decay": 0.0},
     ]
     opt = torch.optim.AdamW(groups, lr=cfg.lr)
     warm = max(1, int(cfg.warmup * total))

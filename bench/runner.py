@@ -255,11 +255,19 @@ class Cell:
             self._proxy, self._proxy_info = get_proxy(self)
         return self._proxy
 
+    def proxy_on(self, backbone: str) -> TrainedClassifier:
+        """A proxy classifier on another backbone (trained once per view and seed, cached like the proxy)."""
+        if backbone == self.base_clf().backbone:
+            return self.proxy()
+        from dataclasses import replace
+
+        return get_proxy(self, replace(self.base_clf(), backbone=backbone))[0]
+
     def fit_context(self) -> FitContext:
         return FitContext(language=self.data.language, labels=self.data.labels, seed=self.aug.seed,
                           backbone=self.clf.backbone, cache_root=Path(self.cfg.cache_dir) / "methods",
                           proxy_factory=self.proxy, device=self.cfg.device,
-                          proxy_key=proxy_key(self.spec, self.data, self.base_clf()))
+                          proxy_key=proxy_key(self.spec, self.data, self.base_clf()), proxy_on=self.proxy_on)
 
     def base_clf(self) -> ClassifierConfig:
         """The classifier settings of the proxy (no method's overrides)."""
@@ -317,9 +325,10 @@ def check_record(cell: Cell) -> CellRecord | None:
     return None
 
 
-def get_proxy(cell: Cell) -> tuple[TrainedClassifier, dict[str, Any]]:
-    """The ``none`` classifier of this (dataset, view, seed): trained once, then loaded from the cache."""
-    clf_cfg = cell.base_clf()
+def get_proxy(cell: Cell, clf_cfg: ClassifierConfig | None = None) -> tuple[TrainedClassifier, dict[str, Any]]:
+    """The ``none`` classifier of this (dataset, view, seed): trained once, then loaded from the cache.
+    ``clf_cfg``: the same with other settings (a method's generator proxy on another backbone)."""
+    clf_cfg = clf_cfg or cell.base_clf()
     d = Path(cell.cfg.cache_dir) / "classifiers" / proxy_key(cell.spec, cell.data, clf_cfg)
     t0 = time.perf_counter()
     cached = _load_proxy(cell, d)

@@ -43,6 +43,7 @@ from bench.api import (
     param,
     stable_hash,
 )
+from bench.api.hub import is_frozen
 from bench.api.resources import bench_home, package_dir
 
 _GLOVE_MODELS: dict[str, Any] = {}
@@ -158,6 +159,8 @@ class NlpaugMLM(_NlpaugWrapper):
         if self.p.model_path:
             return str(self.p.model_path), False
         backbone = self.p.backbone or (self._context.backbone if self._context else "minilm")
+        if is_frozen(backbone):  # frozen features have no masked LM: the suite's English one
+            backbone = "minilm"
         from methods.common.mlm import adapted_mlm_dir
 
         return str(adapted_mlm_dir(backbone=backbone)), True

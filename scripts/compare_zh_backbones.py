@@ -48,10 +48,17 @@ def load(name: str, kind: str, gguf: str | None, num_labels: int = 3):
     cls = AutoModel if kind == "encoder" else AutoModelForSequenceClassification
     extra = {} if kind == "encoder" else {"num_labels": num_labels}
     if name == "gemma":
-        f = gemma_gguf(gguf)
-        kw = {"gguf_file": f.name}
-        tok = AutoTokenizer.from_pretrained(f.parent, **kw)
-        model = cls.from_pretrained(f.parent, dtype=torch.float32, **kw, **extra)
+        if gguf:
+            f = gemma_gguf(gguf)
+            kw = {"gguf_file": f.name}
+            tok = AutoTokenizer.from_pretrained(f.parent, **kw)
+            model = cls.from_pretrained(f.parent, dtype=torch.float32, **kw, **extra)
+        else:  # the suite's de-quantised copy, with the tokenizer rebuilt as BPE (methods.common.llamacpp)
+            from methods.common.llamacpp import gemma3_270m_dir
+
+            d = gemma3_270m_dir()
+            tok = AutoTokenizer.from_pretrained(d)
+            model = cls.from_pretrained(d, dtype=torch.float32, **extra)
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         model.config.pad_token_id = tok.pad_token_id
@@ -150,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--what", default="cost,probe")
     ap.add_argument("--gemma-gguf", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dataset", default="inews", help="inews, or smp2020-ewect with --data-dir")
+    ap.add_argument("--data-dir", default=None, help="the data set's directory (smp2020-ewect)")
+    ap.add_argument("--fraction", type=float, default=5.0, help="train view, percent")
+    ap.add_argument("--max-test", type=int, default=600)
     args = ap.parse_args(argv)
 
     import torch
@@ -160,9 +171,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
-    s = D.load_dataset("inews")
-    dev, test = D.cap(s.dev, 300, "dev"), D.cap(s.test, 600, "test")
-    views = {seed: D.make_view(s.train, D.ViewSpec(fraction=0.05), derive(seed, "view", "inews")) for seed in (0, 1, 2)}
+    s = D.load_dataset(args.dataset, {args.dataset: args.data_dir} if args.data_dir else None)
+    dev, test = D.cap(s.dev, 300, "dev"), D.cap(s.test, args.max_test, "test")
+    views = {seed: D.make_view(s.train, D.ViewSpec(fraction=args.fraction / 100), derive(seed, "view", args.dataset))
+             for seed in (0, 1, 2)}
     for name in args.backbones.split(","):
         for what in args.what.split(","):
             rec = cost(name, [e.text for e in dev], args.gemma_gguf) if what == "cost" else \

@@ -51,7 +51,9 @@ class FitContext:
     from the cache); ``cache_dir(name, key)`` returns a directory keyed by a content hash, for
     fitted generators that should survive a rerun. ``language`` and ``labels`` come from the
     dataset card; ``backbone`` is the classifier backbone of the run; ``proxy_key`` identifies the
-    proxy's cache entry (part of a fitted generator's key); ``progress`` receives status lines.
+    proxy's cache entry (part of a fitted generator's key); ``progress`` receives status lines;
+    ``proxy_on(backbone)`` gives the proxy trained on another backbone (a method whose generator needs
+    a fine-tunable encoder when the run classifies with frozen features).
     """
 
     language: str
@@ -63,6 +65,7 @@ class FitContext:
     device: str = "cpu"
     proxy_key: str | None = None
     progress: Callable[[str], None] | None = None
+    proxy_on: Callable[[str], ProxyClassifier] | None = None  # the proxy on another backbone
     _proxy: Any = None
 
     def proxy(self) -> ProxyClassifier:

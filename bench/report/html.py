@@ -44,20 +44,23 @@ nav{margin:.5em 0 1em;line-height:1.9}nav a{margin-right:1em;white-space:nowrap}
 """
 
 # Click (or Enter/Space on) a column head to sort that table's rows; again to reverse. Numbers compare as
-# numbers (the leading number of "45.21 ± 0.39"), empty and "-" cells stay last, ties keep their order.
+# numbers (the leading number of "45.21 ± 0.39"); in a column of numbers, cells without one ("-", "failed",
+# "unavailable: ...") stay last both ways; ties keep their order.
 SORT_JS = """
 (function(){
 function key(td){var t=(td?td.textContent:'').trim(),u=t.replace(/\\u2212/g,'-');
 var m=u.match(/^[<>\\u2264\\u2265]?\\s*([+-]?(?:\\d+\\.?\\d*|\\.\\d+)(?:e[+-]?\\d+)?)/i);
 return {n:m?parseFloat(m[1]):NaN,s:t.toLowerCase(),e:(t===''||t==='-'||t==='NA'||t==='[-]')};}
-function cmp(a,b){var an=!isNaN(a.n),bn=!isNaN(b.n);if(an&&bn)return a.n-b.n;if(an!==bn)return an?-1:1;
-return a.s<b.s?-1:(a.s>b.s?1:0);}
+function text(a,b){return a.s<b.s?-1:(a.s>b.s?1:0);}
 function sortBy(th){var table=th.closest('table'),body=table.tBodies[0],i=th.cellIndex;
 var dir=th.getAttribute('aria-sort')==='ascending'?-1:1;
 Array.prototype.forEach.call(th.parentNode.cells,function(c){c.removeAttribute('aria-sort');});
 th.setAttribute('aria-sort',dir>0?'ascending':'descending');
-Array.prototype.map.call(body.rows,function(r,k){return {r:r,k:key(r.cells[i]),o:k};})
-.sort(function(a,b){if(a.k.e!==b.k.e)return a.k.e?1:-1;return dir*cmp(a.k,b.k)||a.o-b.o;})
+var rows=Array.prototype.map.call(body.rows,function(r,k){return {r:r,k:key(r.cells[i]),o:k};});
+var numeric=rows.some(function(x){return !isNaN(x.k.n);});
+rows.forEach(function(x){x.last=x.k.e||(numeric&&isNaN(x.k.n));});
+rows.sort(function(a,b){if(a.last!==b.last)return a.last?1:-1;if(a.last)return text(a.k,b.k)||a.o-b.o;
+return dir*(numeric?a.k.n-b.k.n:text(a.k,b.k))||a.o-b.o;})
 .forEach(function(x){body.appendChild(x.r);});}
 Array.prototype.forEach.call(document.querySelectorAll('table.sortable thead th'),function(th){
 th.tabIndex=0;th.title='Sort by this column';th.addEventListener('click',function(){sortBy(th);});
@@ -125,10 +128,9 @@ def _section_title(key) -> str:
     return ", ".join(human(k) for k in key)
 
 
-def table_html(table: T.Table, level: int = 2, anchor: bool = True) -> str:
+def table_html(table: T.Table, level: int = 2, heading: bool = True) -> str:
     """A non-empty table: heading, one sortable sub-table per section, notes (callers list empty ones)."""
-    ident = f' id="{esc(table.name)}"' if anchor else ""
-    out = [f"<h{level}{ident}>{esc(table.title)}</h{level}>"]
+    out = [f'<h{level} id="{esc(table.name)}">{esc(table.title)}</h{level}>'] if heading else []
     for key, frame in T._sections(table):
         if key is not None:
             out.append(f"<h{level + 1}>{esc(_section_title(key))}</h{level + 1}>")
@@ -195,70 +197,145 @@ def _manifest(run_dir: Path) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- HTML
 
 
+def _provenance_run(man: dict[str, Any]) -> list[str]:
+    """The manifest as tables: the run's facts, its commands, its configuration (dotted keys)."""
+    facts = [("command", man.get("command")), ("started", man.get("started")),
+             ("finished", man.get("finished") or "not recorded (still running, or stopped)"),
+             ("wall seconds", man.get("wall_seconds")), ("git commit", man.get("git")),
+             ("planned cells", len(man.get("cells") or []) or None)]
+    if man.get("rebuilt_from_records"):
+        facts.append(("manifest", "rebuilt from the records (the original could not be read)"))
+    out = ["<h3>Run</h3>", kv_html([(k, v) for k, v in facts if v not in (None, "")])]
+    hist = [h for h in man.get("history") or [] if isinstance(h, dict) and h.get("command")]
+    if hist:
+        rows = pd.DataFrame([{"command": h.get("command"), "started": h.get("started", ""),
+                              "wall seconds": h.get("wall_seconds", ""), "cells": h.get("cells", ""),
+                              "skipped": h.get("skipped", ""), "failed": h.get("failed", "")} for h in hist])
+        out += ["<h3>Commands that made this run directory (in order)</h3>", frame_html(rows, sortable=False)]
+    if isinstance(man.get("config"), dict) and man["config"]:
+        out += ["<h3>Configuration</h3>", kv_html(flatten(man["config"]))]
+    return out
+
+
+def _versions_frame(env: dict[str, Any], man: dict[str, Any] | None) -> pd.DataFrame:
+    listed = (man or {}).get("versions") or {}
+    names = sorted(set(env["versions"]) | set(listed))
+    return pd.DataFrame([{"package": k,
+                          "in the records (number of records)": ", ".join(f"{v} ({n})" for v, n in env["versions"].get(k, {}).items())
+                          or "-", "in the manifest": listed.get(k, "-") if listed else "-"} for k in names])
+
+
+def provenance_html(df: pd.DataFrame, man: dict[str, Any] | None) -> str:
+    """Manifest, configuration, versions, backbones and offline substitutes, each as a readable table."""
+    env = environment(df)
+    out = ['<h2 id="provenance">Provenance</h2>']
+    out += _provenance_run(man) if man else [
+        '<p class="note">No readable manifest.json in the run directory: what follows comes from the records.</p>']
+    if env["versions"] or (man or {}).get("versions"):
+        out += ["<h3>Versions</h3>", frame_html(_versions_frame(env, man))]
+    if env["backbones"] or env["git"]:
+        rows = [("classifier backbone (records)", ", ".join(f"{b} ({n})" for b, n in env["backbones"].items()) or "-"),
+                ("git commits in the records", ", ".join(env["git"]) or "-")]
+        out += ["<h3>Backbone and code</h3>", kv_html(rows)]
+    out.append("<h3>Offline substitutes used</h3>")
+    out.append(frame_html(pd.DataFrame(env["substitutes"])) if env["substitutes"] else
+               '<p class="note">None recorded.</p>')
+    return "\n".join(out)
+
+
+def _provenance_text(prov: dict[str, Any], limit: int = 80) -> str:
+    """A pseudo sample's provenance as ``key = value; ...`` (parent text left out: it has its own column)."""
+    pairs = [(k, v) for k, v in flatten({k: v for k, v in prov.items() if k != "parent_text"}) if k]
+    return "; ".join(f"{k} = {v if len(v) <= limit else v[:limit] + ' …'}" for k, v in pairs) or "-"
+
+
+def examples_html(div, table1) -> str | None:
+    """Table 1 and a few pseudo samples per method; None when the run has neither."""
+    from bench.report.figures import line_label
+
+    out = []
+    if table1 is not None and not table1.empty:
+        out.append("<h3>Table 1: DiffusionCLS pseudo samples (original, masked at step t of T, generated)</h3>")
+        out.append(frame_html(table1[["dataset", "label", "step", "original", "masked", "generated", "changed"]]))
+    for ex in (div.examples if div is not None else []):
+        out.append(f"<h3>{esc(ex['dataset'])}, {esc(human(ex['view']))}, {esc(line_label(ex['method'], ex['policy']))}"
+                   f", seed {esc(ex['seed'])}</h3>")
+        rows = pd.DataFrame([{"label": s["label"], "text": s["text"], "parent": s["parent"] or "NA",
+                              "provenance": _provenance_text(s["provenance"])} for s in ex["samples"]])
+        out.append(frame_html(rows))
+    return '<h2 id="examples">Example pseudo samples</h2>\n' + "\n".join(out) if out else None
+
+
+def diversity_html(div) -> str | None:
+    """The diversity table (and why some measures are NA); None when nothing was measured."""
+    if div is None or div.table.empty:
+        return None
+    out = [f'<h2 id="diversity">{esc(div.table.title)}</h2>', table_html(div.table, level=2, heading=False)]
+    if div.skipped:
+        out.append('<ul class="skipped">' + "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in div.skipped.items())
+                   + "</ul>")
+    return "\n".join(out)
+
+
+def _not_in_run(tables, figs, div, table1, result) -> list[tuple[str, str]]:
+    """(part, why) for every part of the report this run has no data for, each once."""
+    out = [(t.title, "no records for this table in this run") for t in tables if t.empty]
+    out += [(f.title, f.note or "skipped") for f in figs if not _drawn(f)]
+    skipped = dict(result.get("skipped", {}))
+    if div is None or div.table.empty:
+        why = skipped.get("diversity") or "; ".join(v if k == "diversity" else f"{k}: {v}"
+                                                    for k, v in (div.skipped if div else {}).items())
+        out.append(("Diversity and label consistency", why or "no synthetic sets measured"))
+    if table1 is not None and table1.empty:
+        out.append(("Table 1: DiffusionCLS pseudo samples", "no diffusioncls pseudo samples with a masked text in their provenance"))
+    if not (div is not None and div.examples) and (table1 is None or table1.empty):
+        out.append(("Example pseudo samples", "no ok record with a readable synthetic set"))
+    covered = {"diversity", "html"} | {f"figure:{f.name}" for f in figs}
+    out += [(k, v) for k, v in skipped.items() if k not in covered and not k.startswith("diversity:")]
+    return out
+
+
+def _missing_html(missing: list[tuple[str, str]]) -> str:
+    return ('<h2 id="not-in-run">Not in this run</h2>\n<ul class="skipped">'
+            + "".join(f"<li><b>{esc(part)}</b>: {esc(why)}</li>" for part, why in missing) + "</ul>")
+
+
+def _head(df, run_dir: Path, result, nav: list[tuple[str, str]]) -> list[str]:
+    out = [f"<h1>Benchmark report: {esc(run_dir.name)}</h1>",
+           "<nav>" + "".join(f'<a href="#{esc(a)}">{esc(text)}</a>' for a, text in nav) + "</nav>",
+           f"<p>{len(df)} records: "
+           + ", ".join(f"{esc(k)} {esc(v)}" for k, v in result.get("status_counts", {}).items())
+           + ". Failed records are excluded from every statistic; unavailable cells show their reason. "
+             "Click a column head to sort a table.</p>"]
+    if result.get("load_errors"):
+        out.append('<p class="skipped">Unreadable record files (ignored): '
+                   + esc("; ".join(f"{f}: {e}" for f, e in result["load_errors"])) + "</p>")
+    return out
+
+
 def render_html(df, tables, figs, div, run_dir, out_dir, result, table1=None) -> str:
     run_dir = Path(run_dir)
-    env = environment(df)
-    man = _manifest(run_dir)
-    parts = [f"<h1>Benchmark report: {esc(run_dir.name)}</h1>",
-             "<nav>" + "".join(f'<a href="#{esc(t.name)}">{esc(t.name)}</a>' for t in tables)
-             + '<a href="#figures">figures</a><a href="#diversity">diversity</a><a href="#examples">examples</a>'
-             '<a href="#environment">environment</a></nav>',
-             f"<p>{len(df)} records: "
-             + ", ".join(f"{esc(k)} {v}" for k, v in result.get("status_counts", {}).items())
-             + ". Failed records are excluded from every statistic; unavailable cells show their reason.</p>"]
-    cmds = [h for h in (man or {}).get("history", []) if h.get("command")]
-    if cmds:
-        parts.append("<p>Commands that made this run directory (in order):</p><ul>" + "".join(
-            f"<li><code>{esc(h['command'])}</code> ({esc(h.get('cells'))} cells, {esc(h.get('wall_seconds'))} s)</li>"
-            for h in cmds) + "</ul>")
-    elif man and man.get("command"):
-        parts.append(f"<p>Command: <code>{esc(man.get('command'))}</code></p>")
-    if result.get("load_errors"):
-        parts.append('<p class="skipped">Unreadable record files (ignored): '
-                     + esc("; ".join(f"{f}: {e}" for f, e in result["load_errors"])) + "</p>")
-    parts += [table_html(t) for t in tables]
-    parts.append('<h2 id="figures">Figures</h2>')
-    parts += [figure_html(f) for f in figs]
-    parts.append('<h2 id="diversity">Diversity and label consistency</h2>')
-    if div is not None and not div.table.empty:
-        parts.append(table_html(div.table).replace("<h2", "<h3").replace("</h2>", "</h3>"))
-    else:
-        parts.append('<p class="skipped">No synthetic sets measured.</p>')
-    if div is not None and div.skipped:
-        parts.append('<ul class="skipped">' + "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in div.skipped.items())
-                     + "</ul>")
-    parts.append('<h2 id="examples">Example pseudo samples</h2>')
-    if table1 is not None and not table1.empty:
-        parts.append("<h3>Table 1: DiffusionCLS pseudo samples (original, masked at step t of T, generated)</h3>")
-        parts.append(frame_html(table1[["dataset", "label", "step", "original", "masked", "generated", "changed"]]))
-    for ex in (div.examples if div is not None else []):
-        parts.append(f"<h3>{esc(ex['dataset'])} / {esc(ex['view'])} / {esc(ex['method'])} ({esc(ex['policy'])}), "
-                     f"seed {esc(ex['seed'])}</h3>")
-        rows = pd.DataFrame([{"label": s["label"], "text": s["text"], "parent": s["parent"] or "NA",
-                              "provenance": json.dumps({k: v for k, v in s["provenance"].items()
-                                                        if k not in ("parent_text",)}, ensure_ascii=False)[:200]}
-                             for s in ex["samples"]])
-        parts.append(frame_html(rows))
-    parts.append('<h2 id="environment">Environment</h2>')
-    parts.append(frame_html(pd.DataFrame([{"package": k, "versions (records)": ", ".join(f"{v} ({n})" for v, n in c.items())}
-                                          for k, c in env["versions"].items()])) if env["versions"] else
-                 '<p class="note">No versions in the records.</p>')
-    parts.append("<p>Backbone(s): " + esc(", ".join(f"{b} ({n} records)" for b, n in env["backbones"].items()) or "NA")
-                 + "</p>")
-    if env["git"]:
-        parts.append("<p>Git: " + esc(", ".join(env["git"])) + "</p>")
-    parts.append("<h3>Offline substitutes used</h3>")
-    parts.append(frame_html(pd.DataFrame(env["substitutes"])) if env["substitutes"] else
-                 '<p class="note">None recorded.</p>')
+    sections: list[tuple[str, str, str]] = [(t.name, _short(t.title), table_html(t)) for t in tables if not t.empty]
+    drawn = [f for f in figs if _drawn(f)]
+    if drawn:
+        sections.append(("figures", "Figures", '<h2 id="figures">Figures</h2>\n'
+                         + "\n".join(figure_html(f) for f in drawn)))
+    for anchor, text, body in (("diversity", "Diversity", diversity_html(div)),
+                               ("examples", "Examples", examples_html(div, table1))):
+        if body:
+            sections.append((anchor, text, body))
     st = _status_frame(df)
     if len(st):
-        parts.append("<h3>Cells that are not ok</h3>" + frame_html(st))
-    if result.get("skipped"):
-        parts.append("<h3>Parts skipped</h3><ul class=\"skipped\">"
-                     + "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in result["skipped"].items()) + "</ul>")
+        sections.append(("not-ok", "Cells not ok", '<h2 id="not-ok">Cells that are not ok</h2>\n' + frame_html(st)))
+    sections.append(("provenance", "Provenance", provenance_html(df, _manifest(run_dir))))
+    missing = _not_in_run(tables, figs, div, table1, result)
+    if missing:
+        sections.append(("not-in-run", "Not in this run", _missing_html(missing)))
+    parts = _head(df, run_dir, result, [(a, t) for a, t, _ in sections]) + [body for _, _, body in sections]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>Report {esc(run_dir.name)}</title><style>{CSS}</style></head><body>\n"
-            + "\n".join(parts) + "\n</body></html>\n")
+            + "\n".join(parts) + f"\n<script>{SORT_JS}</script>\n</body></html>\n")
 
 
 # ---------------------------------------------------------------- Markdown

@@ -43,7 +43,7 @@ from bench.api import (
     param,
     stable_hash,
 )
-from bench.api.hub import OFFLINE_BACKBONES
+from bench.api.hub import OFFLINE_BACKBONES, is_frozen
 from bench.api.io import check_sealed
 from bench.api.objective import CE_WEIGHTINGS, NRT_FORMS, NRT_REPRS, PSEUDO_GRADS
 from methods.diffusioncls.diffusion_lm import DLM_COVERAGE
@@ -54,6 +54,7 @@ from methods.diffusioncls.schedule import SCHEDULES, step_group_steps
 # 2: no spaces inserted between CJK characters in generated text; 3: the diffusion LM trained on every step
 # group (dlm_coverage), the contrastive term as printed in batches of nrt_originals originals
 VERSION = "3"
+GENERATOR_BACKBONE = {"en": "minilm", "zh": "prepared:zh-char-bert"}  # when the classifier is frozen features
 
 
 def proxy_identity(proxy) -> str:
@@ -93,6 +94,10 @@ class DiffusionParams(MethodParams):
     # epochs): proxy 9.2%, mlm 16.4% at lr 5e-5; mlm 19.8% at lr 2e-4 (hence the lr; the paper's 4e-6 is for
     # 10^3-10^4 texts on bert-base)
     dlm_init: str = param("auto", fit=True, choices=("auto", "proxy", "mlm"))
+    generator_backbone: str | None = param(None, fit=True, doc="the encoder of the proxy the generator reads "
+                                           "(attention weights) and starts from; None: the run's classifier "
+                                           "backbone, unless that is frozen features (then minilm for English, "
+                                           "prepared:zh-char-bert for Chinese)")
     dlm_epochs: int = param(4, fit=True)
     dlm_lr: float = param(2e-4, fit=True)
     dlm_batch_size: int = param(32, fit=True)
@@ -201,7 +206,7 @@ class DiffusionCLS(Augmenter):
         from methods.common.mlm import adaptation_report, adapted_mlm_dir
         from methods.diffusioncls import diffusion_lm as dlm
 
-        proxy = context.proxy()
+        proxy = self._generator_proxy(context)
         self._proxy = proxy
         self._backbone = proxy.backbone
         mlm_dir = adapted_mlm_dir(proxy.backbone)
@@ -212,7 +217,7 @@ class DiffusionCLS(Augmenter):
         key = {
             "method": self.meta.name, "version": self.meta.version, "train": examples_fingerprint(train),
             "labels": list(labels), "seed": self.seed,
-            "proxy": context.proxy_key or proxy_identity(proxy),
+            "proxy": (context.proxy_key if proxy.backbone == context.backbone else None) or proxy_identity(proxy),
             "mlm": (self._mlm_report or {}).get("key") or str(mlm_dir),
             **{k: self.params[k] for k in ("T", "lam", "schedule", "importance_norm", "label_prompt", "dlm_epochs",
                                            "dlm_lr", "dlm_batch_size", "max_length", "dlm_coverage",
@@ -250,6 +255,18 @@ class DiffusionCLS(Augmenter):
                          "cache_dir": str(cache) if cache else None, "training": train_info,
                          "mlm_dir": str(mlm_dir), "mlm_fill_mask_accuracy": (self._mlm_report or {}).get(
                              "fill_mask_accuracy"), "fit_seconds": time.perf_counter() - t0}
+
+    def _generator_proxy(self, context):
+        """The proxy whose attention weighs tokens and whose encoder starts the diffusion LM: the cell's
+        own, or one on a fine-tunable encoder when the run classifies with frozen features."""
+        want = self.p.generator_backbone
+        if want is None and is_frozen(context.backbone):
+            want = GENERATOR_BACKBONE.get(context.language, "minilm")
+        if want is None or want == context.backbone:
+            return context.proxy()
+        if context.proxy_on is None:
+            raise AugmenterError("diffusioncls: a generator proxy on another backbone needs the runner's proxy_on")
+        return context.proxy_on(want)
 
     def _max_text(self) -> int:
         return self.p.max_length - (4 if self.p.label_prompt else 2)

@@ -1,0 +1,135 @@
+"""A frozen-encoder classifier: a language model's mean-pooled last hidden states under a small head.
+
+``--backbone frozen:gemma3`` (or ``frozen:<dir or hub id>``) classifies with features that a frozen
+model computes once per text (cached on disk under ``$BENCH_HOME/features/<model key>/``, shared by
+every cell and run on the machine) and a trainable head (linear -> tanh -> linear) that the suite's
+training protocol trains like any classifier. It is the cheap way to use a model too large to
+fine-tune on a CPU: offline Gemma 3 270M reads Chinese far better than the suite's small character
+BERT, and a training step of a frozen-feature classifier costs a head's forward and backward.
+
+The model answers like a ``*ForSequenceClassification``: ``forward(input_ids, attention_mask,
+output_hidden_states)`` returns ``logits`` and ``hidden_states`` whose last entry holds the head's
+hidden layer at position 0 (the representation the contrastive term compares).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from bench.api.hub import FROZEN_PREFIX as PREFIX
+
+HEAD_DIM = 256
+
+
+def encoder_path(backbone: str) -> str:
+    """``frozen:gemma3`` -> the directory transformers loads (offline aliases resolved)."""
+    from methods.common.lm import locate
+
+    return locate(backbone[len(PREFIX):])
+
+
+class FrozenFeatureModel(torch.nn.Module):
+    base_model_prefix = "encoder"
+
+    def __init__(self, encoder, num_labels: int, feature_dir: Path, head_dim: int = HEAD_DIM):
+        super().__init__()
+        self.encoder = encoder.eval()
+        for p in self.encoder.parameters():
+            p.requires_grad_(False)
+        size = encoder.config.hidden_size
+        self.head = torch.nn.Sequential(torch.nn.Linear(size, head_dim), torch.nn.Tanh(), torch.nn.Dropout(0.1))
+        self.out = torch.nn.Linear(head_dim, num_labels)
+        self.feature_dir = Path(feature_dir)
+        self._memo: dict[str, torch.Tensor] = {}
+
+    @property
+    def base_model(self):
+        return self.encoder
+
+    def forward(self, input_ids, attention_mask, output_hidden_states: bool = False, **_: Any):
+        h = self.head(self.features(input_ids, attention_mask))
+        return SimpleNamespace(logits=self.out(h), hidden_states=(h.unsqueeze(1),) if output_hidden_states else None)
+
+    def features(self, input_ids, attention_mask) -> torch.Tensor:
+        """Mean-pooled last hidden states, one per row, from the cache or computed (without gradient)."""
+        keys = [self._key(r[m.bool()]) for r, m in zip(input_ids, attention_mask)]
+        missing = [i for i, k in enumerate(keys) if self._lookup(k) is None]
+        if missing:
+            with torch.no_grad():
+                was = self.encoder.training
+                self.encoder.eval()
+                hs = self.encoder(input_ids=input_ids[missing], attention_mask=attention_mask[missing]).last_hidden_state
+                self.encoder.train(was)
+            m = attention_mask[missing].unsqueeze(-1).to(hs.dtype)
+            pooled = (hs * m).sum(1) / m.sum(1).clamp_min(1)
+            for i, f in zip(missing, pooled):
+                self._store(keys[i], f.detach().float().cpu())
+        return torch.stack([self._memo[k] for k in keys]).to(input_ids.device)
+
+    @staticmethod
+    def _key(ids) -> str:
+        return hashlib.sha1(ids.cpu().numpy().astype("int64").tobytes()).hexdigest()
+
+    def _lookup(self, key: str) -> torch.Tensor | None:
+        if key in self._memo:
+            return self._memo[key]
+        f = self.feature_dir / key[:2] / f"{key}.pt"
+        if f.is_file():
+            try:
+                self._memo[key] = torch.load(f)
+                return self._memo[key]
+            except (OSError, RuntimeError, EOFError):  # a torn file: recompute it
+                return None
+        return None
+
+    def _store(self, key: str, value: torch.Tensor) -> None:
+        self._memo[key] = value
+        f = self.feature_dir / key[:2] / f"{key}.pt"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_name(f"{f.name}.{os.getpid()}.tmp")
+        torch.save(value, tmp)
+        os.replace(tmp, f)
+
+    # ------------------------------------------------------------------ persistence (the head only)
+    def save_pretrained(self, directory) -> None:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        torch.save({"head": self.head.state_dict(), "out": self.out.state_dict()}, d / "frozen_head.pt")
+        (d / "frozen.json").write_text(json.dumps({"num_labels": self.out.out_features,
+                                                   "head_dim": self.out.in_features}))
+
+    def load_head(self, directory) -> FrozenFeatureModel:
+        state = torch.load(Path(directory) / "frozen_head.pt")
+        self.head.load_state_dict(state["head"])
+        self.out.load_state_dict(state["out"])
+        return self
+
+
+def feature_dir(backbone: str, max_length: int) -> Path:
+    """Where a frozen model's features live: keyed by the model's files and the truncation length."""
+    from bench.api.hashing import stable_hash
+    from bench.api.resources import bench_home
+
+    path = Path(encoder_path(backbone))
+    weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
+    ident = [backbone, max_length, [(w.name, w.stat().st_size) for w in weights]]
+    return bench_home() / "features" / stable_hash(ident)
+
+
+def load_frozen(backbone: str, num_labels: int, max_length: int, device: str = "cpu"):
+    """(tokenizer, FrozenFeatureModel) for ``frozen:<model>``."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = encoder_path(backbone)
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    encoder = AutoModel.from_pretrained(path, dtype=torch.float32)
+    return tok, FrozenFeatureModel(encoder, num_labels, feature_dir(backbone, max_length)).to(device)
