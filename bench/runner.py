@@ -316,6 +316,8 @@ def check_record(cell: Cell) -> CellRecord | None:
         old = read_record(path)
     except RecordError:
         return None  # a damaged record is recomputed
+    if old.config_hash is None and old.status == "failed":
+        return None  # failed before its configuration was known: nothing to protect
     if old.config_hash != cell.record.config_hash:
         raise ConfigConflict(f"{path} was made with another configuration (config hash {old.config_hash} vs "
                              f"{cell.record.config_hash} now); write to another --out, or pass --overwrite "
