@@ -409,7 +409,7 @@ def _print_data_notes(cfg) -> None:
 
     for ds in cfg.datasets:
         for note in data_notes(get_splits(ds, cfg)):
-            print(f"data: {note}")
+            print(f"data: {note}", file=sys.stderr)
 
 
 def _print_substitutes(recs) -> None:

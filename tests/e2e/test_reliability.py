@@ -86,8 +86,7 @@ def test_one_class_and_conflicting_duplicates(tmp_path, tiny_bert_dir, capsys):
     dup = write_csv(tmp_path / "tiny.csv", rows)
     out = tmp_path / "b"
     assert main(_args(dup, out, tiny_bert_dir)) == 0
-    printed = capsys.readouterr().out
-    assert "dropped 3 rows whose text appears with different labels" in printed
+    assert "dropped 3 rows whose text appears with different labels" in capsys.readouterr().err
     rec = _record(out)
     assert any("dropped 3 rows" in n and "the crew was great" in n for n in rec["notes"])
 
