@@ -7,7 +7,7 @@ Nested fields are flattened with dots (``metrics.per_class_f1.negative``, ``dev.
 ``method_info.params.step_group``, ``classifier.lr``, ``timings.train``); the dev curve is summarised
 (``dev.history`` is dropped, its length kept as ``dev.evaluations``). A few derived columns make grouping
 easy without parsing names: ``method`` (the configuration: base name plus non-axis overrides),
-``family``, ``axis`` / ``axis_value`` (a sweep's parameter), ``setting`` (the classifier settings id
+``family``, ``sweep_param`` / ``sweep_value`` (a sweep's parameter), ``setting`` (the classifier settings id
 that decides what may be paired), ``no_signal``, and ``macro_f1`` / ``accuracy`` (NaN unless ok).
 The report's CSV and Parquet exports are this frame; :func:`add_metric` adds any metric computed from
 the saved test predictions.
@@ -50,7 +50,7 @@ def derived(rec: CellRecord) -> dict[str, Any]:
     from bench.report.load import record_to_row
 
     row = record_to_row(rec)
-    return {k: row[k] for k in ("method", "family", "base", "is_variant", "axis", "axis_value", "setting",
+    return {k: row[k] for k in ("method", "family", "base", "is_variant", "sweep_param", "sweep_value", "setting",
                                 "no_signal", "macro_f1", "accuracy")}
 
 

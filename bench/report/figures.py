@@ -312,15 +312,15 @@ def figure_schedule(out_dir, weights: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1
 def default_step_only(d: pd.DataFrame) -> pd.DataFrame:
     """Where one data set / view / method / policy holds a sweep of the method's axis (e.g. step
     group), keep only its most common value (the default, which every plain cell has)."""
-    if d["axis_value"].notna().sum() == 0:
+    if d["sweep_value"].notna().sum() == 0:
         return d
     keys = ["dataset", "view", "method", "policy"]
     keep = pd.Series(True, index=d.index)
     for _, g in d.groupby(keys):
-        if g["axis_value"].nunique() <= 1:
+        if g["sweep_value"].nunique() <= 1:
             continue
-        mode = d.loc[d["method"] == g["method"].iloc[0], "axis_value"].mode().iloc[0]
-        keep[g.index[g["axis_value"] != mode]] = False
+        mode = d.loc[d["method"] == g["method"].iloc[0], "sweep_value"].mode().iloc[0]
+        keep[g.index[g["sweep_value"] != mode]] = False
     return d[keep]
 
 
@@ -394,13 +394,13 @@ AXIS_LABELS = {"step_group": "diffusion step group"}
 def step_group_data(df: pd.DataFrame, axis: str = "step_group") -> pd.DataFrame:
     """Configurations whose ok records sweep ``axis``: two or more values on one data set / view / policy,
     each line kept to the seeds present at every one of its values (so the comparison stays paired)."""
-    d = df[(df["status"] == "ok") & (df["axis"] == axis) & df["axis_value"].notna() & df["macro_f1"].notna()].copy()
+    d = df[(df["status"] == "ok") & (df["sweep_param"] == axis) & df["sweep_value"].notna() & df["macro_f1"].notna()].copy()
     if d.empty:
         return d
-    d = d[d.groupby(["dataset", "view", "policy", "method"])["axis_value"].transform("nunique") >= 2]
+    d = d[d.groupby(["dataset", "view", "policy", "method"])["sweep_value"].transform("nunique") >= 2]
     keep = []
     for _, g in d.groupby(["dataset", "view", "policy", "method"]):
-        common = set.intersection(*(set(x["seed"]) for _, x in g.groupby("axis_value")))
+        common = set.intersection(*(set(x["seed"]) for _, x in g.groupby("sweep_value")))
         keep.append(g[g["seed"].isin(common)])
     return pd.concat(keep).copy() if keep else d.iloc[0:0].copy()
 
@@ -440,10 +440,10 @@ def draw_step_group(df: pd.DataFrame, axis: str = "step_group"):
     for ax, (ds, view, pol) in zip(axes[0], panels):
         p = d[(d["dataset"] == ds) & (d["view"] == view) & (d["policy"].astype(str) == pol)].copy()
         present = [k for k in levels if k in set(p["line"])]
-        xs = sorted(p["axis_value"].unique())
+        xs = sorted(p["sweep_value"].unique())
         gap = float(np.min(np.diff(xs))) if len(xs) > 1 else 1.0
         off = _dodge(present, gap * min(0.25, 0.08 * (len(present) - 1)))
-        p[axis] = p["axis_value"] + p["line"].map(off)
+        p[axis] = p["sweep_value"] + p["line"].map(off)
         _mean_sd_lines(ax, p, axis, "macro-F1 (%)", present, looks)
         any_base |= _baseline(ax, df, ds, view, set(p["seed"]))
         ax.xaxis.set_major_locator(FixedLocator(xs))

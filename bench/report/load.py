@@ -17,7 +17,7 @@ TIMING_STAGES = ("data", "proxy", "fit", "augment", "train", "evaluate", "total"
 
 COLUMNS = [
     "cell_id", "dataset", "language", "view", "fraction", "shots", "method", "family", "base", "is_variant",
-    "axis", "axis_value", "policy", "seed", "status", "reason", "macro_f1", "accuracy", "n_test", "n_synthetic",
+    "sweep_param", "sweep_value", "policy", "seed", "status", "reason", "macro_f1", "accuracy", "n_test", "n_synthetic",
     "synthetic_requested", "identical_to_parent", *[f"time_{s}" for s in TIMING_STAGES],
     "synthetic_path", "backbone", "setting", "no_signal", "params", "substitutes", "versions", "git", "record_file",
 ]
@@ -80,8 +80,8 @@ def record_to_row(rec: CellRecord | dict[str, Any], run_dir: Path | None = None)
         "family": info.family or info.base,
         "base": info.base,
         "is_variant": label != (info.family or info.base),
-        "axis": axis,
-        "axis_value": _num(axis_value),
+        "sweep_param": axis,
+        "sweep_value": _num(axis_value),
         "policy": "-" if rec.policy in (None, "", "none") else rec.policy,
         "seed": rec.seed,
         "status": rec.status or "failed",

@@ -98,13 +98,13 @@ def with_variants(df: pd.DataFrame) -> pd.DataFrame:
     table never mixes them."""
     df = df.copy()
     df["variant"] = df["method"].astype(str)
-    if df["axis_value"].notna().any():
+    if df["sweep_value"].notna().any():
         keys = ["dataset", "view", "method", "policy"]
-        n_values = df.groupby(keys)["axis_value"].transform(lambda s: s.dropna().nunique())
-        sweep = (n_values > 1) & df["axis_value"].notna()
+        n_values = df.groupby(keys)["sweep_value"].transform(lambda s: s.dropna().nunique())
+        sweep = (n_values > 1) & df["sweep_value"].notna()
         df.loc[sweep, "variant"] = [f"{m} [{a}={g:g}]" for m, a, g in zip(df.loc[sweep, "method"],
-                                                                         df.loc[sweep, "axis"],
-                                                                         df.loc[sweep, "axis_value"])]
+                                                                         df.loc[sweep, "sweep_param"],
+                                                                         df.loc[sweep, "sweep_value"])]
     return df
 
 

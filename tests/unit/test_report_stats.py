@@ -191,7 +191,7 @@ def test_record_row_failed_and_unavailable_carry_no_numbers(tmp_path):
     assert math.isnan(row["macro_f1"]) and row["status"] == "failed"
     ok = record_to_row(fake_record(view="10shot", method="diffusioncls", synthetic_path="synthetic/x.jsonl", step_group=4),
                        tmp_path)
-    assert ok["shots"] == 10 and math.isnan(ok["fraction"]) and ok["axis_value"] == 4 and ok["axis"] == "step_group"
+    assert ok["shots"] == 10 and math.isnan(ok["fraction"]) and ok["sweep_value"] == 4 and ok["sweep_param"] == "step_group"
     assert ok["synthetic_path"] == str(tmp_path / "synthetic" / "x.jsonl")
     assert frame_from_records([fake_record(), fake_record(seed=1)])["seed"].tolist() == [0, 1]
 
