@@ -161,6 +161,13 @@ def test_messages_name_the_flag_and_the_line(tmp_path, capsys):
     bad.write_text('{"text": "fine", "label": "a"}\n{"text": "x", "label": \n')
     assert main(["run", "--datasets", f"jsonl:{bad}", "--dry-run", "--methods", "none"]) == 2
     assert f"{bad}, line 2: not valid JSON" in capsys.readouterr().err
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"text,label\nfine,a\nok,b\ncaf\xe9,a\n")
+    assert main(["run", "--datasets", f"csv:{latin}", "--dry-run", "--methods", "none"]) == 2
+    assert f"{latin}, line 4: byte b'\\xe9' at column 4 is not UTF-8" in capsys.readouterr().err
+    empty = write_csv(tmp_path / "empty.csv", [("fine", "a"), ("  ", "b"), ("ok", "b")])
+    assert main(["run", "--datasets", f"csv:{empty}", "--dry-run", "--methods", "none"]) == 2
+    assert f"{empty}, line 3" in (err := capsys.readouterr().err) and "empty text" in err
 
 
 def test_a_record_that_cannot_be_read_names_its_file(tmp_path, capsys):
