@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # fields that legitimately differ between two runs of the same cells
-VOLATILE = {"timings", "created", "git", "versions", "synthetic_path", "predictions_path", "config_hash_source"}
+VOLATILE = {"timings", "created", "git", "versions", "synthetic_path", "predictions_path"}
 
 
 def _strip(obj):
