@@ -25,10 +25,12 @@ from typing import Any
 from bench.api import Example, Synthetic, seed_everything
 from bench.api.hub import ModelNotAvailable, is_frozen, locate, prepared_build
 from bench.api.objective import CE_WEIGHTINGS, NRT_FORMS, NRT_REPRS, PSEUDO_GRADS
+from bench import training as T
 from bench.training import Item, TrainSchedule, schedule_for
 
 PROTOCOL = "steps-1"  # the training protocol (in every classifier key: records and caches say which made them)
 PRECISIONS = ("fp32", "bf16")
+BUDGET_UNITS = ("texts", "steps")
 
 
 @dataclass
@@ -57,13 +59,17 @@ class ClassifierConfig:
     nrt_repr: str = "cls"  # cls: last layer's [CLS] | pooler: the pooler output (the reference code)
     group_batches: bool = False  # batch originals together with their own pseudo samples
     originals_per_batch: int = 0  # with group_batches: originals per batch (0: batch_size / (1 + n per original))
+    # with group_batches: texts = the view's budget in texts, spread over fewer, larger steps (the same texts
+    # as every other method); steps = as many steps as plain batches (bench.training says why)
+    budget_unit: str = "texts"
     ce_weighting: str = "pooled"  # pooled: mean over every item | balanced: originals 1:1 pseudo samples
     pseudo_grad: str = "full"  # full | head: pseudo samples train the classification head only (reference code)
     device: str = "cpu"
 
     def __post_init__(self):
         checks = [("precision", PRECISIONS), ("nrt_form", NRT_FORMS), ("nrt_repr", NRT_REPRS),
-                  ("ce_weighting", CE_WEIGHTINGS), ("pseudo_grad", PSEUDO_GRADS)]
+                  ("ce_weighting", CE_WEIGHTINGS), ("pseudo_grad", PSEUDO_GRADS),
+                  ("budget_unit", BUDGET_UNITS)]
         for name, allowed in checks:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"classifier setting {name}={getattr(self, name)!r}; expected one of {list(allowed)}")
@@ -73,6 +79,8 @@ class ClassifierConfig:
         d.pop("device")
         d.pop("eval_batch_size")
         d["protocol"] = PROTOCOL
+        if not self.group_batches:  # plain batches hold batch_size texts: both units give the same schedule
+            d.pop("budget_unit")
         build = prepared_build(self.backbone)
         if build:  # a rebuilt `prepared:` backbone must not reuse classifiers cached from the old build
             d["backbone_build"] = build
@@ -248,8 +256,10 @@ def train_classifier(
     tok, model = load_backbone(cfg, labels)
     clf = TrainedClassifier(model, tok, labels, cfg)
     items = _tokenize_items(tok, train, synthetic, lab2id, cfg.max_length)
+    k = originals_per_batch(items, cfg)
+    size = T.texts_per_grouped_step(items, k, cfg.batch_size) if k and cfg.budget_unit == "texts" else None
     sched = schedule_for(budget_items or len(items), cfg.batch_size, cfg.epochs, cfg.min_steps, cfg.evals,
-                         cfg.patience, cfg.min_train, cfg.max_steps)
+                         cfg.patience, cfg.min_train, cfg.max_steps, texts_per_step=size)
     loop = _Loop(model, tok, clf, items, cfg, sched, random.Random(seed), dev, lab2id, batch_hook, progress)
     t0 = time.perf_counter()
     loop.run()
@@ -258,6 +268,14 @@ def train_classifier(
     model.eval()
     return TrainResult(clf, loop.history, loop.best_step, loop.step, sched, loop.stopped_early,
                        time.perf_counter() - t0, loop.stats)
+
+
+def originals_per_batch(items: Sequence[Item], cfg: ClassifierConfig) -> int:
+    """Originals per grouped batch, or 0 when the batches are plain (no grouping or no pseudo samples)."""
+    if not (cfg.group_batches and any(not it.original for it in items)):
+        return 0
+    n_orig = max(1, sum(it.original for it in items))
+    return cfg.originals_per_batch or max(2, int(cfg.batch_size // (len(items) / n_orig)))
 
 
 def _check_labels(train, synthetic, labels) -> dict[str, int]:
@@ -292,10 +310,8 @@ class _Loop:
         self.model, self.tok, self.clf, self.items, self.cfg, self.sched = model, tok, clf, items, cfg, sched
         self.dev, self.lab2id, self.hook, self.progress = dev, lab2id, batch_hook, progress
         self.torch, self.T = torch, T
-        grouped = cfg.group_batches and any(not it.original for it in items)
-        if grouped:
-            n_orig = max(1, sum(it.original for it in items))
-            k = cfg.originals_per_batch or max(2, int(cfg.batch_size // (len(items) / n_orig)))
+        k = originals_per_batch(items, cfg)
+        if k:
             self.batches = T.grouped_batches(items, k, cfg.batch_size, rng)
         else:
             self.batches = T.plain_batches(items, cfg.batch_size, rng, cfg.bucket)
@@ -303,7 +319,10 @@ class _Loop:
         self.opt, self.lr_sched = _optimizer(model, cfg, sched.total_steps)
         self.step, self.best, self.best_step, self.bad = 0, -1.0, 0, 0
         self.best_state, self.history, self.losses, self.stopped_early = None, [], [], False
-        self.stats = {"contrastive_batches": 0, "cross_label_pairs": 0, "batches_without_cross_label_pair": 0}
+        self.stats = {"texts_per_step": round(sched.texts_per_step, 2),
+                      "contrastive_batches": 0, "cross_label_pairs": 0, "batches_without_cross_label_pair": 0}
+        if k:
+            self.stats["budget_unit"] = cfg.budget_unit
 
     def autocast(self):
         dev = self.torch.device(self.cfg.device)

@@ -68,7 +68,8 @@ class DevInfo:
     best_step: int | None = doc("optimizer step of the selected checkpoint", None)
     best_epoch: int | None = doc("`epochs` protocol only: epoch of the selected checkpoint (1-based)", None)
     steps_run: int | None = doc("optimizer steps run", None)
-    budget_steps: int | None = doc("the view's step budget (the same for every method of the view)", None)
+    budget_steps: int | None = doc("the training budget in optimizer steps: the view's texts (the same for every "
+                                 "method of the view) over the batch size (grouped batches: their mean size)", None)
     eval_every: int | None = doc("steps between dev evaluations", None)
     evaluations: int | None = doc("dev evaluations run", None)
     stopped_early: bool | None = doc("whether early stopping ended training before the budget", None)

@@ -1,10 +1,14 @@
 """The pieces of the classifier's training loop: the step schedule, batches, and the objective.
 
-**One schedule per view.** Every method of a (dataset, view) trains for the same number of optimizer
-steps, evaluates dev at the same steps and may stop early only after the same minimum number of
-steps (:func:`schedule_for`): the budget is ``epochs`` passes over a G/E-sized set of the view
-(``n_view * (1 + n_aug)`` items), at least ``min_steps``; dev is scored every ``budget / evals``
-steps; patience counts evaluations. Before this protocol, patience counted epochs: an epoch of
+**One budget per view.** Every method of a (dataset, view) trains on the same number of texts,
+evaluates dev at the same fractions of that budget and may stop early only after the same minimum
+share of it (:func:`schedule_for`): the budget is ``epochs`` passes over a G/E-sized set of the view
+(``n_view * (1 + n_aug)`` items), at least ``min_steps`` batches of ``batch_size``; dev is scored
+``evals`` times over it; patience counts evaluations. Plain batches hold ``batch_size`` texts, so
+for them the budget is the same number of optimizer steps for every method. Grouped batches
+(originals with all their pseudo samples, e.g. 16 + 64 = 80 texts) take fewer, larger steps for the
+same texts (``budget_unit="texts"``, the default); ``"steps"`` gives them as many steps as a plain
+batch gets, i.e. ``texts_per_step / batch_size`` times the texts and compute of every other method. Before this protocol, patience counted epochs: an epoch of
 ``none`` is 5x shorter than an epoch of a G/E set, so ``none`` was stopped after 30 of 640 planned
 steps on a 147-tweet view while its loss was still falling (docs/design.md).
 
@@ -39,6 +43,7 @@ class TrainSchedule:
     eval_every: int
     patience: int  # evaluations without a better dev macro-F1
     min_steps_before_stop: int
+    texts_per_step: float = 0.0  # the mean batch size the steps were counted with
 
     def eval_steps(self) -> list[int]:
         steps = list(range(self.eval_every, self.total_steps + 1, self.eval_every))
@@ -46,15 +51,27 @@ class TrainSchedule:
 
 
 def schedule_for(budget_items: int, batch_size: int, epochs: float, min_steps: int, evals: int, patience: int,
-                 min_train: float, max_steps: int = 0) -> TrainSchedule:
+                 min_train: float, max_steps: int = 0, texts_per_step: float | None = None) -> TrainSchedule:
     """``epochs`` passes over ``budget_items`` items (at least ``min_steps``, at most ``max_steps`` when
-    set), ``evals`` dev checks."""
+    set; both counted in batches of ``batch_size``), ``evals`` dev checks. ``texts_per_step`` (the
+    mean batch of a grouped batching) spreads the same texts over fewer, larger steps."""
     per_pass = max(1, math.ceil(budget_items / batch_size))
-    total = max(int(min_steps), math.ceil(epochs * per_pass), 1)
+    plain = max(int(min_steps), math.ceil(epochs * per_pass), 1)
     if max_steps:
-        total = min(total, int(max_steps))
+        plain = min(plain, int(max_steps))
+    size = float(texts_per_step or batch_size)
+    total = max(1, round(plain * batch_size / size))
     every = max(1, math.ceil(total / max(1, int(evals))))
-    return TrainSchedule(total, every, int(patience), int(math.ceil(min_train * total)))
+    return TrainSchedule(total, every, int(patience), int(math.ceil(min_train * total)), size)
+
+
+def texts_per_grouped_step(items: Sequence[Item], originals_per_batch: int, batch_size: int) -> float:
+    """The mean batch size of :func:`grouped_batches` over one pass (what its steps are counted in)."""
+    k = max(1, int(originals_per_batch))
+    n_orig = sum(it.original for it in items)
+    orphans = sum(not it.original and it.parent < 0 for it in items)
+    batches = math.ceil(n_orig / k) + math.ceil(orphans / max(1, batch_size))
+    return len(items) / max(1, batches)
 
 
 # ------------------------------------------------------------------------------------ items

@@ -131,6 +131,9 @@ class DiffusionParams(MethodParams):
     ce_weighting: str = param("pooled", choices=CE_WEIGHTINGS, doc="pooled: L_e averaged over the "
                               "K(B+1) items (Eq. 5); balanced: mean over originals + mean over pseudo samples "
                               "(the reference code)")
+    budget_unit: str = param("texts", choices=("texts", "steps"), doc="texts: the view's training budget counted "
+                             "in texts, as for every method (grouped batches of 16 originals + 64 pseudo samples "
+                             "take 1/5 of the steps); steps: as many steps as plain batches of 16 (5x the texts)")
     pseudo_grad: str = param("full", choices=PSEUDO_GRADS, doc="head: pseudo samples pass the encoder "
                              "without gradient and train the classification head only (the reference code)")
 
@@ -193,7 +196,7 @@ class DiffusionCLS(Augmenter):
         p = self.p
         return {"nrt_weight": p.nrt_weight, "nrt_tau": p.nrt_tau, "nrt_form": p.nrt_form, "nrt_repr": p.nrt_repr,
                 "group_batches": True, "originals_per_batch": p.nrt_originals, "ce_weighting": p.ce_weighting,
-                "pseudo_grad": p.pseudo_grad}
+                "pseudo_grad": p.pseudo_grad, "budget_unit": p.budget_unit}
 
     # ------------------------------------------------------------------ fit
     def _fit(self, train: list[Example], context) -> None:

@@ -102,7 +102,7 @@ def test_ablation_variants_and_options(proxy, tmp_path):
     full = _method("diffusioncls")
     assert full.classifier_options() == {"nrt_weight": 1.0, "nrt_tau": 0.05, "nrt_form": "printed", "nrt_repr": "cls",
                                          "group_batches": True, "originals_per_batch": 16, "ce_weighting": "pooled",
-                                         "pseudo_grad": "full"}
+                                         "pseudo_grad": "full", "budget_unit": "texts"}
     assert _method("diffusioncls-wo-nrt").classifier_options()["nrt_weight"] == 0.0
     ref = _method("diffusioncls-ref").classifier_options()
     assert (ref["nrt_weight"], ref["ce_weighting"], ref["pseudo_grad"]) == (0.0, "balanced", "head")

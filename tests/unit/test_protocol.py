@@ -54,14 +54,44 @@ def test_the_learning_rate_counts_the_steps_that_run(tiny_bert_dir):
     cfg = ClassifierConfig(backbone=str(tiny_bert_dir), epochs=1, batch_size=8, evals=2, patience=99, max_length=16,
                            group_batches=True, originals_per_batch=1, warmup=0.0)
     res = train_classifier(view, view[:2], LABELS, cfg, seed=0, synthetic=_synth(view, 4), budget_items=60)
-    assert res.steps == res.schedule.total_steps == 8
+    assert res.steps == res.schedule.total_steps == 13  # 8 batches of 8 = 64 texts, in groups of 1 + 4
     lrs = [h["lr"] for h in res.history]
     assert lrs[-1] > 0 and lrs[0] > lrs[-1]
+
+
+def test_grouped_batches_get_the_views_texts_not_its_steps(tiny_bert_dir):
+    """Groups of 2 originals with 4 pseudo samples each are 10 texts a step: the budget of 13 plain steps of
+    8 texts (104 texts) is 10 grouped steps by default, and 13 (130 texts) with budget_unit="steps"."""
+    view = _view(20)
+    base = dict(backbone=str(tiny_bert_dir), epochs=1, batch_size=8, evals=2, patience=99, max_length=16)
+    none = train_classifier(view, view[:2], LABELS, ClassifierConfig(**base), seed=0, budget_items=100)
+    runs = {unit: train_classifier(view, view[:2], LABELS, ClassifierConfig(**base, group_batches=True,
+                                   originals_per_batch=2, budget_unit=unit), seed=0, synthetic=_synth(view, 4),
+                                   budget_items=100) for unit in ("texts", "steps")}
+    assert none.steps == 13 and none.stats["texts_per_step"] == 8
+    assert runs["texts"].steps == 10 and runs["texts"].stats == {**runs["texts"].stats, "texts_per_step": 10.0,
+                                                                   "budget_unit": "texts"}
+    assert runs["steps"].steps == 13 and runs["steps"].stats["budget_unit"] == "steps"
+    assert [h["step"] for h in runs["texts"].history] == [5, 10]
+
+
+def test_the_budget_unit_keys_only_grouped_classifiers():
+    """Plain batches give the same schedule in either unit, so their cache keys (and every record made
+    before the unit existed) stay as they were; grouped classifiers are keyed by it."""
+    plain = [ClassifierConfig(budget_unit=u).key() for u in ("texts", "steps")]
+    grouped = [ClassifierConfig(group_batches=True, budget_unit=u).key() for u in ("texts", "steps")]
+    assert plain[0] == plain[1] and "budget_unit" not in plain[0]
+    assert grouped[0] != grouped[1]
+    with pytest.raises(ValueError, match="budget_unit"):
+        ClassifierConfig(budget_unit="epochs")
 
 
 def test_schedule_and_batches_are_what_they_say():
     s = schedule_for(budget_items=2530, batch_size=16, epochs=4, min_steps=640, evals=16, patience=4, min_train=0.5)
     assert (s.total_steps, s.eval_every, s.min_steps_before_stop) == (640, 40, 320)
+    g = schedule_for(budget_items=2530, batch_size=16, epochs=4, min_steps=640, evals=16, patience=4, min_train=0.5,
+                     texts_per_step=80)  # 16 originals + 64 pseudo samples: the same 10,240 texts
+    assert (g.total_steps, g.eval_every, g.min_steps_before_stop) == (128, 8, 64)
     assert s.eval_steps()[:2] == [40, 80] and s.eval_steps()[-1] == 640
     items = [Item(tuple(range(i % 7 + 1)), i % 2, True) for i in range(40)]
     stream = plain_batches(items, 8, random.Random(0), bucket=5)
