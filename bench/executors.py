@@ -224,12 +224,12 @@ def check_shared_storage(cfg: RunConfig) -> None:
 
 # Minutes per cell on the quick preset (airline 5%), the fallback of the ETA before a run has its own
 # measurements. Step protocol, --jobs 2 on 2 cores, 2026-12-01: none, resample, eda, aeda,
-# backtranslation, nlpaug-glove (means of 2-3 cells). diffusioncls: its diffusion LM took 36 min, its
-# training steps (16 originals + 64 pseudo samples each) 5.8 s a step (110 steps timed), so 640 steps
-# make about 100 min a cell with generation (extrapolated; the cell was stopped at step 210). The rest
-# were measured under the earlier epoch protocol (reports/earlier-protocol/quick/costs.md); lambada and
-# genius then sampled with transformers, slower than llama.cpp today.
-DEFAULT_MINUTES = {"lambada": 52, "genius": 23, "diffusioncls": 100, "nlpaug-mlm": 9, "nlpaug-glove": 10,
+# backtranslation, nlpaug-glove (means of 2-3 cells). diffusioncls (2026-12-02, texts budget): its diffusion
+# LM 36 min, then generation 1 min and 130 training steps of ~79 texts at 6.3 s a step, 15 min (a cell that
+# reuses a cached LM: 15 min). The rest were measured under the earlier epoch protocol
+# (reports/earlier-protocol/quick/costs.md); lambada and genius then sampled with transformers, slower than
+# llama.cpp today.
+DEFAULT_MINUTES = {"lambada": 52, "genius": 23, "diffusioncls": 51, "nlpaug-mlm": 9, "nlpaug-glove": 10,
                    "backtranslation": 10, "genius-f": 5, "aeda": 7, "eda": 8, "none": 11, "resample": 10}
 
 

@@ -7,6 +7,8 @@ group, before and after the diffusion LM's training on the train view, for each 
 
     python scripts/probe_diffusion_lm.py --out runs/quick --seed 0 --init proxy,mlm
     python scripts/probe_diffusion_lm.py --out runs/quick --seed 0 --init mlm --coverage random,groups
+    python scripts/probe_diffusion_lm.py --out runs/quick --seed 0 \
+        --dlm-dir runs/quick/cache/methods/diffusion_lm/KEY      # score a cell's trained LM, no training
 
 Prints one JSON line per setting; ``--json FILE`` also writes them all.
 """
@@ -36,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None, help="diffusion-LM epochs (default: the method's)")
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--step-group", type=int, default=None)
+    ap.add_argument("--dlm-dir", default=None, help="a trained diffusion LM (a cell's cache entry): score its dev "
+                    "restoration as it is, without building or training one (its key must name this seed's view)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
@@ -68,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     tr_w = importance_weights(proxy.model, proxy.tokenizer, tr_toks, p["importance_norm"])
     dv_w = importance_weights(proxy.model, proxy.tokenizer, dv_toks, p["importance_norm"])
     labels = tuple(cd.labels)
+    common = dict(T=int(p["T"]), lam=float(p["lam"]), schedule=p["schedule"], steps=steps)
+    if args.dlm_dir:
+        return _score_trained(args, cd, dv_toks, dv_w, common)
     rows = []
     coverages = [x for x in (args.coverage or p["dlm_coverage"]).split(",") if x]
     for init, coverage in [(i, c) for i in args.init.split(",") if i for c in coverages]:
@@ -75,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
         model, tok, label_ids = mlm.build_diffusion_lm(proxy, mlm_dir, labels, True, init=init)
         tr_l = [label_ids[e.label] for e in cd.train]
         dv_l = [label_ids[e.label] for e in cd.dev]
-        common = dict(T=int(p["T"]), lam=float(p["lam"]), schedule=p["schedule"], steps=steps)
         before = mlm.restoration_accuracy(model, tok, dv_toks, dv_w, dv_l, **common)
         t0 = time.perf_counter()
         info = mlm.train_diffusion_lm(model, tok, tr_toks, tr_w, tr_l, T=int(p["T"]), lam=float(p["lam"]),
@@ -95,6 +101,25 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+def _score_trained(args, cd, dv_toks, dv_w, common) -> int:
+    """Dev restoration of a diffusion LM a cell trained (read from its cache entry)."""
+    from methods.diffusioncls import diffusion_lm as mlm
+
+    model, tok, meta = mlm.load_diffusion_lm(Path(args.dlm_dir))
+    label_ids = meta.get("label_ids") or {}
+    dv_l = [label_ids[e.label] for e in cd.dev] if label_ids else None
+    training = meta.get("training", {})
+    row = {"dataset": args.dataset, "view": args.view, "seed": args.seed, "dlm_dir": args.dlm_dir,
+           "coverage": training.get("coverage"), "dlm_steps": training.get("steps"),
+           "dlm_train_seconds": training.get("train_seconds"), "steps": common["steps"],
+           "dev_restoration": mlm.restoration_accuracy(model, tok, dv_toks, dv_w, dv_l, **common),
+           "dev": len(cd.dev)}
+    print(json.dumps(row), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps([row], indent=2))
     return 0
 
 
