@@ -359,8 +359,10 @@ class _Loop:
         cfg, T = self.cfg, self.T
         need_h = cfg.nrt_weight > 0
         if cfg.pseudo_grad == "head" and (~orig).any():
-            out = self.model(input_ids=ids[orig], attention_mask=att[orig], output_hidden_states=need_h)
             pseudo = T.head_only_forward(self.model, ids[~orig], att[~orig])
+            if not orig.any():  # a plain batch drawn without an original: only the head learns from it
+                return T.cross_entropy(pseudo.float(), y, orig, cfg.ce_weighting)
+            out = self.model(input_ids=ids[orig], attention_mask=att[orig], output_hidden_states=need_h)
             logits = self.torch.cat([out.logits, pseudo])
             y, orig_sorted = self.torch.cat([y[orig], y[~orig]]), self.torch.cat([orig[orig], orig[~orig]])
             loss = T.cross_entropy(logits.float(), y, orig_sorted, cfg.ce_weighting)

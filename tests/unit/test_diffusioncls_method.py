@@ -103,9 +103,11 @@ def test_ablation_variants_and_options(proxy, tmp_path):
     assert full.classifier_options() == {"nrt_weight": 1.0, "nrt_tau": 0.05, "nrt_form": "printed", "nrt_repr": "cls",
                                          "group_batches": True, "originals_per_batch": 16, "ce_weighting": "pooled",
                                          "pseudo_grad": "full", "budget_unit": "texts"}
-    assert _method("diffusioncls-wo-nrt").classifier_options()["nrt_weight"] == 0.0
+    wo_nrt = _method("diffusioncls-wo-nrt").classifier_options()
+    assert (wo_nrt["nrt_weight"], wo_nrt["group_batches"]) == (0.0, False)  # plain batches without L_c
     ref = _method("diffusioncls-ref").classifier_options()
-    assert (ref["nrt_weight"], ref["ce_weighting"], ref["pseudo_grad"]) == (0.0, "balanced", "head")
+    assert (ref["nrt_weight"], ref["ce_weighting"], ref["pseudo_grad"], ref["group_batches"]) == (
+        0.0, "balanced", "head", False)
     assert _method("diffusioncls-las-centred").params["importance_norm"] == "centred"
     assert _method("diffusioncls-wo-las").params["lam"] == 0.0
     wo_da = _method("diffusioncls-wo-da").fit(TRAIN, _context(proxy, tmp_path))

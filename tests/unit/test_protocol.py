@@ -115,3 +115,25 @@ def test_sibling_diversity_counts_distinct_texts_and_word_overlap():
     assert d["siblings_jaccard_mean"] == pytest.approx((0.5 + 1.0 + 0.5) / 3, abs=1e-4)
     assert sibling_diversity([Synthetic("其他", "x", "p", "m"), Synthetic("其它", "x", "p", "m")])[
         "siblings_jaccard_mean"] == pytest.approx(1 / 3, abs=1e-4)
+
+
+def test_head_only_pseudo_samples_train_the_head_even_in_a_batch_without_originals(tiny_bert_dir):
+    """The reference code's training on plain batches: a batch may hold no original; its pseudo samples
+    then reach the classification head and nothing else."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from bench.training import head_only_forward
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=2)
+    ids = torch.randint(5, 50, (3, 6))
+    loss = torch.nn.functional.cross_entropy(head_only_forward(model, ids, torch.ones_like(ids)), torch.tensor([0, 1, 0]))
+    loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    assert all(g is None or not g.any() for n, g in grads.items() if n.startswith(model.base_model_prefix + "."))
+    assert any(g is not None and g.any() for n, g in grads.items() if not n.startswith(model.base_model_prefix + "."))
+    view = _view(4)
+    cfg = ClassifierConfig(backbone=str(tiny_bert_dir), epochs=1, batch_size=2, evals=2, patience=99, max_length=16,
+                           pseudo_grad="head", ce_weighting="balanced", bucket=1)
+    res = train_classifier(view, view[:2], LABELS, cfg, seed=0, synthetic=_synth(view, 4), budget_items=20)
+    assert res.steps == 10  # 4 originals among 20 items in batches of 2: some batches hold none
