@@ -227,9 +227,9 @@ def check_shared_storage(cfg: RunConfig) -> None:
 # backtranslation, nlpaug-glove (means of 2-3 cells). diffusioncls (2026-12-02, texts budget): its diffusion
 # LM 36 min, then generation 1 min and 130 training steps of ~79 texts at 6.3 s a step, 15 min (a cell that
 # reuses a cached LM: 15 min). The rest were measured under the earlier epoch protocol
-# (reports/earlier-protocol/quick/costs.md); lambada and genius then sampled with transformers, slower than
-# llama.cpp today.
-DEFAULT_MINUTES = {"lambada": 52, "genius": 23, "diffusioncls": 51, "nlpaug-mlm": 9, "nlpaug-glove": 10,
+# (reports/earlier-protocol/quick/costs.md), but lambada (2026-12-02, llama.cpp: 48 min, 35 of them sampling);
+# genius then sampled with transformers, slower than llama.cpp today.
+DEFAULT_MINUTES = {"lambada": 48, "genius": 23, "diffusioncls": 51, "nlpaug-mlm": 9, "nlpaug-glove": 10,
                    "backtranslation": 10, "genius-f": 5, "aeda": 7, "eda": 8, "none": 11, "resample": 10}
 
 
