@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import training as T
 from bench.api import Example, Synthetic, seed_everything
 from bench.api.hub import ModelNotAvailable, is_frozen, locate, prepared_build
 from bench.api.objective import CE_WEIGHTINGS, NRT_FORMS, NRT_REPRS, PSEUDO_GRADS
-from bench import training as T
 from bench.training import Item, TrainSchedule, schedule_for
 
 PROTOCOL = "steps-1"  # the training protocol (in every classifier key: records and caches say which made them)
@@ -304,8 +304,6 @@ class _Loop:
     """One training run: batches, steps, dev checks at fixed steps, early stopping, the best state."""
 
     def __init__(self, model, tok, clf, items, cfg, sched, rng, dev, lab2id, batch_hook, progress):
-        from bench import training as T
-
         torch = _require_torch()
         self.model, self.tok, self.clf, self.items, self.cfg, self.sched = model, tok, clf, items, cfg, sched
         self.dev, self.lab2id, self.hook, self.progress = dev, lab2id, batch_hook, progress
