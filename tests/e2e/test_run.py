@@ -150,6 +150,7 @@ def test_model_based_methods_through_the_runner(csv_path, tmp_path, tiny_bert_di
     assert all(r["status"] == "ok" for r in recs.values()), {k: r.get("reason") for k, r in recs.items()}
     d = recs["csv-tiny.csv__50pct__diffusioncls__G-E__s0"]
     assert d["classifier"]["nrt_weight"] > 0 and d["classifier"]["group_batches"] is True
+    assert d["classifier"]["budget_unit"] == "texts" and d["dev"]["training"]["texts_per_step"] > 0
     assert d["counts"]["synthetic_produced"] > 0
     prov = [json.loads(x)["provenance"] for x in (out / d["synthetic_path"]).read_text().splitlines()]
     assert all("masked_text" in p for p in prov)
