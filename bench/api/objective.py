@@ -12,4 +12,4 @@ PSEUDO_GRADS = ("full", "head")  # pseudo samples train the whole model | the cl
 # classifier settings a method sets for its own cells (``classifier_options``): records that differ only
 # in these were trained under the same protocol and may be compared; any other difference may not
 METHOD_OPTIONS = ("nrt_weight", "nrt_tau", "nrt_form", "nrt_repr", "group_batches", "originals_per_batch",
-                  "ce_weighting", "pseudo_grad")
+                  "ce_weighting", "pseudo_grad", "budget_unit")

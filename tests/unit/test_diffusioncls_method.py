@@ -172,3 +172,16 @@ def test_restoration_accuracy_masks_everything_at_step_T(proxy, tiny_bert_dir):
     assert 0.0 <= full["accuracy"] <= 1.0 and 0 < full["top_prediction_share"] <= 1.0
     low = mlm.restoration_accuracy(model, tok, toks, w, lids, T=32, lam=0.5, schedule="marginal", steps=[1])
     assert len(TRAIN) <= low["masked_tokens"] < full["masked_tokens"]  # >= 1 per text, fewer than all
+
+
+def test_every_classifier_option_a_method_sets_keeps_its_records_paired_with_none():
+    """The report pairs records whose classifier settings differ only in options a method sets for its
+    own cells (bench.api.objective.METHOD_OPTIONS); an option missing there would unpair DiffusionCLS."""
+    from bench.api.objective import METHOD_OPTIONS
+    from bench.classifier import ClassifierConfig
+    from bench.report.load import classifier_setting
+
+    for name in ("diffusioncls", "diffusioncls-wo-nrt", "diffusioncls-ref"):
+        opts = _method(name).classifier_options()
+        assert set(opts) <= set(METHOD_OPTIONS), name
+        assert classifier_setting(ClassifierConfig(**opts).key()) == classifier_setting(ClassifierConfig().key())
