@@ -25,12 +25,11 @@ from typing import Any
 from bench import training as T
 from bench.api import Example, Synthetic, seed_everything
 from bench.api.hub import ModelNotAvailable, is_frozen, locate, prepared_build
-from bench.api.objective import CE_WEIGHTINGS, NRT_FORMS, NRT_REPRS, PSEUDO_GRADS
+from bench.api.objective import BUDGET_UNITS, CE_WEIGHTINGS, NRT_FORMS, NRT_REPRS, PSEUDO_GRADS
 from bench.training import Item, TrainSchedule, schedule_for
 
 PROTOCOL = "steps-1"  # the training protocol (in every classifier key: records and caches say which made them)
 PRECISIONS = ("fp32", "bf16")
-BUDGET_UNITS = ("texts", "steps")
 
 
 @dataclass

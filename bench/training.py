@@ -8,9 +8,11 @@ share of it (:func:`schedule_for`): the budget is ``epochs`` passes over a G/E-s
 for them the budget is the same number of optimizer steps for every method. Grouped batches
 (originals with all their pseudo samples, e.g. 16 + 64 = 80 texts) take fewer, larger steps for the
 same texts (``budget_unit="texts"``, the default); ``"steps"`` gives them as many steps as a plain
-batch gets, i.e. ``texts_per_step / batch_size`` times the texts and compute of every other method. Before this protocol, patience counted epochs: an epoch of
-``none`` is 5x shorter than an epoch of a G/E set, so ``none`` was stopped after 30 of 640 planned
-steps on a 147-tweet view while its loss was still falling (docs/design.md).
+batch gets, i.e. ``texts_per_step / batch_size`` times the texts and compute of every other method.
+
+Before this protocol, patience counted epochs: an epoch of ``none`` is 5x shorter than an epoch of
+a G/E set, so ``none`` was stopped after 30 of 640 planned steps on a 147-tweet view while its loss
+was still falling (docs/design.md).
 
 **Batches** come from an endless stream of shuffled passes over the items, so the learning-rate
 schedule counts exactly the steps that run. Plain batches are length-bucketed (items of similar

@@ -61,20 +61,23 @@ def main(argv: list[str] | None = None) -> int:
         p["dlm_lr"] = args.lr
     if args.step_group is not None:
         p["step_group"] = args.step_group
+    if args.dlm_dir:  # score the LM under the schedule it was trained with
+        key = json.loads((Path(args.dlm_dir) / "diffusion_lm.json").read_text()).get("key", {})
+        p.update({k: key[k] for k in ("T", "lam", "schedule", "importance_norm", "n_groups", "max_length") if k in key})
     steps = step_group_steps(int(p["step_group"]), int(p["T"]), int(p["n_groups"]))
     cell = open_cell(CellSpec(args.dataset, args.view, "none", "-", args.seed), cfg)
     cd, proxy = cell.data, cell.proxy()
     mlm_dir = Path(args.mlm_dir) if args.mlm_dir else adapted_mlm_dir(proxy.backbone)
     report = adaptation_report(mlm_dir) or {}
     max_text = int(p["max_length"]) - 4
-    tr_toks = tokenize_texts(proxy.tokenizer, [e.text for e in cd.train], max_text)
     dv_toks = tokenize_texts(proxy.tokenizer, [e.text for e in cd.dev], max_text)
-    tr_w = importance_weights(proxy.model, proxy.tokenizer, tr_toks, p["importance_norm"])
     dv_w = importance_weights(proxy.model, proxy.tokenizer, dv_toks, p["importance_norm"])
-    labels = tuple(cd.labels)
     common = dict(T=int(p["T"]), lam=float(p["lam"]), schedule=p["schedule"], steps=steps)
     if args.dlm_dir:
         return _score_trained(args, cd, dv_toks, dv_w, common)
+    tr_toks = tokenize_texts(proxy.tokenizer, [e.text for e in cd.train], max_text)
+    tr_w = importance_weights(proxy.model, proxy.tokenizer, tr_toks, p["importance_norm"])
+    labels = tuple(cd.labels)
     rows = []
     coverages = [x for x in (args.coverage or p["dlm_coverage"]).split(",") if x]
     for init, coverage in [(i, c) for i in args.init.split(",") if i for c in coverages]:

@@ -7,6 +7,7 @@ allowed values here lets both sides validate against one list without a method i
 NRT_FORMS = ("printed", "per_anchor")  # Eq. 4 as printed (log outside the double sum) | log per anchor
 NRT_REPRS = ("cls", "pooler")  # the representation the contrastive term compares
 CE_WEIGHTINGS = ("pooled", "balanced")  # mean over every item | originals 1:1 pseudo samples
+BUDGET_UNITS = ("texts", "steps")  # grouped batches: the view's texts in fewer steps | as many steps as plain
 PSEUDO_GRADS = ("full", "head")  # pseudo samples train the whole model | the classification head only
 
 # classifier settings a method sets for its own cells (``classifier_options``): records that differ only

@@ -50,7 +50,7 @@ from bench.api import (
 )
 from bench.api.hub import OFFLINE_BACKBONES, is_frozen
 from bench.api.io import check_sealed
-from bench.api.objective import CE_WEIGHTINGS, NRT_FORMS, NRT_REPRS, PSEUDO_GRADS
+from bench.api.objective import BUDGET_UNITS, CE_WEIGHTINGS, NRT_FORMS, NRT_REPRS, PSEUDO_GRADS
 from methods.diffusioncls.diffusion_lm import DLM_COVERAGE
 from methods.diffusioncls.generate import DECODINGS, DiffusionGenerator, GenItem, hash_seed
 from methods.diffusioncls.importance import NORMS, importance_weights, tokenize_texts
@@ -137,7 +137,7 @@ class DiffusionParams(MethodParams):
     ce_weighting: str = param("pooled", choices=CE_WEIGHTINGS, doc="pooled: L_e averaged over the "
                               "K(B+1) items (Eq. 5); balanced: mean over originals + mean over pseudo samples "
                               "(the reference code)")
-    budget_unit: str = param("texts", choices=("texts", "steps"), doc="texts: the view's training budget counted "
+    budget_unit: str = param("texts", choices=BUDGET_UNITS, doc="texts: the view's training budget counted "
                              "in texts, as for every method (grouped batches of 16 originals + 64 pseudo samples "
                              "take 1/5 of the steps); steps: as many steps as plain batches of 16 (5x the texts)")
     pseudo_grad: str = param("full", choices=PSEUDO_GRADS, doc="head: pseudo samples pass the encoder "
@@ -201,8 +201,8 @@ class DiffusionCLS(Augmenter):
     def classifier_options(self) -> dict[str, Any]:
         p = self.p
         return {"nrt_weight": p.nrt_weight, "nrt_tau": p.nrt_tau, "nrt_form": p.nrt_form, "nrt_repr": p.nrt_repr,
-                "group_batches": p.nrt_weight > 0, "originals_per_batch": p.nrt_originals, "ce_weighting": p.ce_weighting,
-                "pseudo_grad": p.pseudo_grad, "budget_unit": p.budget_unit}
+                "group_batches": p.nrt_weight > 0, "originals_per_batch": p.nrt_originals,
+                "ce_weighting": p.ce_weighting, "pseudo_grad": p.pseudo_grad, "budget_unit": p.budget_unit}
 
     # ------------------------------------------------------------------ fit
     def _fit(self, train: list[Example], context) -> None:
