@@ -320,6 +320,9 @@ class _Loop:
                       "contrastive_batches": 0, "cross_label_pairs": 0, "batches_without_cross_label_pair": 0}
         if k:
             self.stats["budget_unit"] = cfg.budget_unit
+        # with the contrastive term: its gradient against the cross-entropy's at the first step and
+        # before every dev evaluation (a few extra backward passes)
+        self.probe_steps = {0} | {s - 1 for s in sched.eval_steps()} if cfg.nrt_weight > 0 else set()
 
     def autocast(self):
         dev = self.torch.device(self.cfg.device)
@@ -346,19 +349,39 @@ class _Loop:
         dev = cfg.device
         ids, att, y, orig = ids.to(dev), att.to(dev), y.to(dev), orig.to(dev)
         with self.autocast():
-            loss = self.loss(ids, att, y, orig)
+            ce, lc = self.loss_parts(ids, att, y, orig)
+        loss = ce if lc is None else ce + cfg.nrt_weight * lc
+        if lc is not None and self.step in self.probe_steps:
+            self.probe_gradients(ce, cfg.nrt_weight * lc)
         loss.backward()
         self.last_lr = self.lr_sched.get_last_lr()[0]  # the rate this step ran at
         optimizer_step(self.model, self.opt, self.lr_sched)
         self.losses.append(float(loss.detach()))
 
-    def loss(self, ids, att, y, orig):
+    def probe_gradients(self, ce, lc) -> None:
+        """Norms of the two terms' gradients over the trainable parameters, and their cosine, on this
+        batch (before clipping): how much of the clipped update the contrastive term decides. A batch
+        without a cross-label pair has a contrastive gradient of 0."""
+        params = [q for q in self.model.parameters() if q.requires_grad]
+        ge = self.torch.autograd.grad(ce, params, retain_graph=True, allow_unused=True)
+        gc = self.torch.autograd.grad(lc, params, retain_graph=True, allow_unused=True)
+        flat = [self.torch.cat([(g if g is not None else self.torch.zeros_like(q)).reshape(-1).float()
+                                for g, q in zip(gs, params)]) for gs in (ge, gc)]
+        ne, nc = float(flat[0].norm()), float(flat[1].norm())
+        cos = float(flat[0] @ flat[1]) / (ne * nc) if ne and nc else 0.0
+        self.stats.setdefault("gradient_probe", []).append(
+            {"step": self.step, "cross_label_pairs": self.last_pairs, "ce": round(float(ce.detach()), 4), "contrastive": round(float(lc.detach()), 4),
+             "ce_grad_norm": round(ne, 4), "contrastive_grad_norm": round(nc, 4),
+             "ratio": round(nc / ne, 3) if ne else None, "cosine": round(cos, 4)})
+
+    def loss_parts(self, ids, att, y, orig):
+        """The cross-entropy and the (unweighted) contrastive term, None when it is off."""
         cfg, T = self.cfg, self.T
         need_h = cfg.nrt_weight > 0
         if cfg.pseudo_grad == "head" and (~orig).any():
             pseudo = T.head_only_forward(self.model, ids[~orig], att[~orig])
             if not orig.any():  # a plain batch drawn without an original: only the head learns from it
-                return T.cross_entropy(pseudo.float(), y, orig, cfg.ce_weighting)
+                return T.cross_entropy(pseudo.float(), y, orig, cfg.ce_weighting), None
             out = self.model(input_ids=ids[orig], attention_mask=att[orig], output_hidden_states=need_h)
             logits = self.torch.cat([out.logits, pseudo])
             y, orig_sorted = self.torch.cat([y[orig], y[~orig]]), self.torch.cat([orig[orig], orig[~orig]])
@@ -370,12 +393,12 @@ class _Loop:
             h_rows, y_orig = orig, y[orig]
         if need_h:
             h = self.representation(out)[h_rows]
-            pairs = T.cross_label_pairs(y_orig)
+            pairs = self.last_pairs = T.cross_label_pairs(y_orig)
             self.stats["contrastive_batches"] += 1
             self.stats["cross_label_pairs"] += pairs
             self.stats["batches_without_cross_label_pair"] += pairs == 0
-            loss = loss + cfg.nrt_weight * T.contrastive_term(h, y_orig, cfg.nrt_tau, cfg.nrt_form)
-        return loss
+            return loss, T.contrastive_term(h, y_orig, cfg.nrt_tau, cfg.nrt_form)
+        return loss, None
 
     def representation(self, out):
         """The sentence representation the contrastive term compares ([CLS] or the pooler output)."""

@@ -137,3 +137,23 @@ def test_head_only_pseudo_samples_train_the_head_even_in_a_batch_without_origina
                            pseudo_grad="head", ce_weighting="balanced", bucket=1)
     res = train_classifier(view, view[:2], LABELS, cfg, seed=0, synthetic=_synth(view, 4), budget_items=20)
     assert res.steps == 10  # 4 originals among 20 items in batches of 2: some batches hold none
+
+
+def test_the_contrastive_terms_gradient_is_probed_at_the_first_step_and_before_each_check(tiny_bert_dir):
+    """The record says how the contrastive term's gradient compares with the cross-entropy's (the paper's
+    loss collapsed the classifier; this is the measurement that says why); without the term, no probe."""
+    view = _view(20)
+    base = dict(backbone=str(tiny_bert_dir), epochs=1, batch_size=8, evals=2, patience=99, max_length=16,
+                group_batches=True, originals_per_batch=2)
+    with_lc = train_classifier(view, view[:2], LABELS, ClassifierConfig(**base, nrt_weight=1.0, nrt_tau=0.05),
+                               seed=0, synthetic=_synth(view, 4), budget_items=100)
+    probes = with_lc.stats["gradient_probe"]
+    assert [p["step"] for p in probes] == [0, 4, 9]  # dev checks at steps 5 and 10 (1-based)
+    for p in probes:
+        assert p["ce_grad_norm"] > 0 and -1 <= p["cosine"] <= 1
+        assert (p["contrastive_grad_norm"] > 0) == (p["cross_label_pairs"] > 0)  # 2 originals: may share a label
+        assert p["ratio"] == pytest.approx(p["contrastive_grad_norm"] / p["ce_grad_norm"], rel=1e-2, abs=1e-3)
+    assert any(p["cross_label_pairs"] for p in probes)
+    without = train_classifier(view, view[:2], LABELS, ClassifierConfig(**base), seed=0,
+                               synthetic=_synth(view, 4), budget_items=100)
+    assert "gradient_probe" not in without.stats
