@@ -75,7 +75,7 @@ def test_report_without_figures_or_data_still_writes_tables(tmp_path):
 def test_empty_run_still_writes_every_table(tmp_path):
     (tmp_path / "records").mkdir()
     r = build_report(tmp_path, train_data=None, figures=False)
-    assert set(r["tables"]) == {"table1", "table2", "table9", "table3", "table4", "aggregate", "costs"}
+    assert set(r["tables"]) == {"table1", "table2", "table9", "table3", "table4", "aggregate", "costs", "summary"}
     assert "no diffusioncls records" in (tmp_path / "report" / "table1.md").read_text(encoding="utf-8")
     assert "No records" in (tmp_path / "report" / "table2.md").read_text(encoding="utf-8")
     with pytest.raises(FileNotFoundError):

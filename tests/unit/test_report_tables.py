@@ -70,10 +70,12 @@ def check_golden(name: str, text: str):
         f"{name} differs from {path}; if intended: REPORT_UPDATE_GOLDEN=1 python -m pytest {__file__}")
 
 
-@pytest.mark.parametrize("name", ["table2", "table9", "table3", "table4", "aggregate"])
+@pytest.mark.parametrize("name", ["table2", "table9", "table3", "table4", "aggregate", "summary"])
 def test_rendered_markdown_matches_golden(frame, name):
     fn = {"table2": T.table2, "table9": T.table9, "table3": T.table3, "table4": T.table4,
-          "aggregate": T.aggregate}[name]
+          "aggregate": T.aggregate,
+          "summary": lambda f, n_boot, seed: T.summary([T.table2(f, n_boot, seed), T.table3(f, n_boot, seed),
+                                                        T.table4(f, n_boot, seed)])}[name]
     check_golden(name, T.to_markdown(fn(frame, n_boot=N_BOOT, seed=0)))
 
 
@@ -294,3 +296,26 @@ def test_costs_samples_per_second_and_identical_share():
     assert row["pseudo samples"] == "150" and row["identical to parent"] == "3.3%"  # 5 of 150
     assert tab.display.set_index("method").loc["aeda", "samples/s"] == T.DASH
     assert tab.display.set_index("method").loc["none", "samples/s"] == T.DASH
+
+
+def test_summary_lists_the_tables_verdicts_and_the_papers_numbers():
+    """The summary repeats each table's verdicts (never its own test): 6 seeds, one method clearly above
+    `none`, one clearly below, one noise; the paper's Table 3 numbers beside the k-shot cell."""
+    recs, rng = [], [0.01, -0.012, 0.008, -0.004, 0.011, -0.009]
+    for s in range(6):
+        base = 0.50 + 0.02 * s
+        recs += [fake_record(method="none", seed=s, f1=base), fake_record(method="eda", policy="G/E", seed=s, f1=base + 0.05 + rng[s] / 5),
+                 fake_record(method="aeda", policy="G/E", seed=s, f1=base - 0.06 + rng[s] / 5),
+                 fake_record(method="resample", policy="B/D", seed=s, f1=base + rng[s]),
+                 fake_record("rt", "5shot", "none", "-", s, f1=base, acc=base),
+                 fake_record("rt", "5shot", "eda", "G/E", s, f1=base, acc=base + rng[s])]
+    tables = T.all_tables(frame_from_records(recs), n_boot=N_BOOT)
+    t2 = next(t for t in tables if t.name == "table2").data.set_index("method")
+    summ = next(t for t in tables if t.name == "summary")
+    row = summ.data.set_index(["dataset", "view", "table"]).loc[("airline", "5pct", "table2")]
+    assert (row["better"], row["worse"], row["no_evidence"], row["compared"]) == ("eda", "aeda", "resample", 3)
+    assert [t2.loc[m, "verdict"] for m in ("eda", "aeda", "resample")] == ["better", "worse", "no evidence"]
+    assert row["none_n"] == 6 and row["paper"] == "-"
+    shot = summ.data.set_index(["dataset", "view", "table"]).loc[("rt", "5shot", "table3")]
+    assert shot["metric"] == "accuracy" and shot["no_evidence"] == "eda"
+    assert shot["paper"].startswith("Table 3 (accuracy, SST-2): no aug 54.38") and "DiffusionCLS 65.30" in shot["paper"]
