@@ -396,10 +396,11 @@ def _dry_run(cells, cfg, jobs: int) -> int:
         if state != "done":
             todo.append(c)
         print(f"{c.cell_id}  {state}")
-    eta = Eta(todo, cost_model(read_existing(cfg)), jobs)
+    eta = Eta(todo, cost_model(read_existing(cfg)), jobs, cfg)
     print(f"{len(cells)} cells, {len(cells) - len(todo)} done, {len(todo)} to run; estimated "
-          f"{fmt_duration(sum(eta.left.values()) / max(1, jobs))} with {jobs} job(s) (per-method costs from this "
-          f"run's records where it has them, else the reference costs)")
+          f"{fmt_duration(sum(eta.left.values()) / max(1, jobs))} with {jobs} job(s) (per-method rates from this "
+          f"run's records where it has them, else the reference costs, scaled to each cell's view size and "
+          f"step budget)")
     return 0
 
 

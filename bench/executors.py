@@ -222,33 +222,77 @@ def check_shared_storage(cfg: RunConfig) -> None:
 # ------------------------------------------------------------------------------------ costs
 
 
-# Minutes per cell on the quick preset (airline 5%), the fallback of the ETA before a run has its own
-# measurements. Step protocol, --jobs 2 on 2 cores, 2026-12-01: none, resample, eda, aeda,
-# backtranslation, nlpaug-glove (means of 2-3 cells). diffusioncls (2026-12-02, texts budget): its diffusion
-# LM 36 min, then generation 1 min and 130 training steps of ~79 texts at 6.3 s a step, 15 min (a cell that
-# reuses a cached LM: 15 min). The rest were measured under the earlier epoch protocol
-# (reports/earlier-protocol/quick/costs.md), but lambada (2026-12-02, llama.cpp: 48 min, 35 of them sampling);
-# genius then sampled with transformers, slower than llama.cpp today.
-DEFAULT_MINUTES = {"lambada": 48, "genius": 23, "diffusioncls": 51, "nlpaug-mlm": 9, "nlpaug-glove": 10,
-                   "backtranslation": 10, "genius-f": 5, "aeda": 7, "eda": 8, "none": 11, "resample": 10}
+# Minutes per cell on the quick preset (airline 5%: 505 originals, a budget of 640 steps of 16 texts), the
+# fallback of the ETA before a run has its own measurements, split into (generation, the rest): generation
+# (fit + augment) grows with the view's originals, the rest (training, evaluation) with its step budget.
+# Step protocol, --jobs 2 on 2 cores, 2026-12-01: none, resample, eda, aeda, backtranslation, nlpaug-glove
+# (means of 2-3 cells). diffusioncls (2026-12-02, texts budget): its diffusion LM 36 min and generation 1,
+# then training 15 (a cell that reuses a cached LM: 15 min). lambada (2026-12-02, llama.cpp): LoRA 2 min,
+# sampling 35, training 10. The rest were measured under the earlier epoch protocol
+# (reports/earlier-protocol/quick/costs.md); genius then sampled with transformers, slower than llama.cpp.
+DEFAULT_MINUTES = {"lambada": (38, 10), "genius": (13, 10), "diffusioncls": (37, 14), "nlpaug-mlm": (3, 6),
+                   "nlpaug-glove": (1, 9), "backtranslation": (1, 9), "genius-f": (0, 5), "aeda": (0, 7),
+                   "eda": (0, 8), "none": (0, 11), "resample": (0, 10)}
+REFERENCE_SCALE = (505, 640)  # (originals, budget in steps of 16 texts) of the quick preset's airline 5% view
 
 
-def cost_model(records: Iterable) -> dict[str, float]:
-    """Seconds per cell by method family, from records that computed their cell (not cache hits)."""
-    sums: dict[str, list[float]] = {}
+@dataclass(frozen=True)
+class CellCost:
+    """A family's cost per cell as two rates: seconds of generation per original of the view, seconds
+    of everything else per budget step (counted in steps of the run's batch size)."""
+
+    per_original: float
+    per_step: float
+
+    def seconds(self, originals: int, steps: int) -> float:
+        return self.per_original * originals + self.per_step * steps
+
+
+def _record_scale(r) -> tuple[int, int] | None:
+    """(originals, budget in plain steps) of the cell a record measured, or None when it cannot say."""
+    dev, batch = r.dev, (r.classifier or {}).get("batch_size")
+    if not (dev and dev.budget_steps and r.counts and r.counts.train and batch):
+        return None
+    texts = float((dev.training or {}).get("texts_per_step") or batch)
+    return r.counts.train, max(1, round(dev.budget_steps * texts / batch))
+
+
+def cost_model(records: Iterable) -> dict[str, CellCost]:
+    """Per method family, the mean rates of the records that computed their cell (cache hits of the
+    pseudo samples are counted as they ran: a cached diffusion LM makes a cheaper cell)."""
+    rates: dict[str, list[tuple[float, float]]] = {}
     for r in records:
-        if r.status == "ok" and r.timings.get("total") and r.method_info is not None:
-            sums.setdefault(r.method_info.family or r.method, []).append(r.timings["total"])
-    return {k: sum(v) / len(v) for k, v in sums.items()}
+        scale = _record_scale(r) if r.status == "ok" and r.method_info is not None else None
+        if scale is None or not r.timings.get("total"):
+            continue
+        gen = r.timings.get("fit", 0.0) + r.timings.get("augment", 0.0)
+        rest = max(0.0, r.timings["total"] - gen)
+        rates.setdefault(r.method_info.family or r.method, []).append((gen / scale[0], rest / scale[1]))
+    return {k: CellCost(sum(a for a, _ in v) / len(v), sum(b for _, b in v) / len(v)) for k, v in rates.items()}
 
 
-def estimate_seconds(cell: CellSpec, model: dict[str, float]) -> float:
+def default_cost(family: str) -> CellCost:
+    gen, rest = DEFAULT_MINUTES.get(family, (0, 10))
+    return CellCost(60.0 * gen / REFERENCE_SCALE[0], 60.0 * rest / REFERENCE_SCALE[1])
+
+
+def cell_scale(cell: CellSpec, cfg: RunConfig) -> tuple[int, int]:
+    """(originals in the cell's train view, its budget in steps of the batch size): what its cost grows with."""
+    from bench.training import schedule_for
+
+    cd = runner.cell_data(cell, cfg)
+    c = runner.classifier_config(cfg, cd.language)
+    n = len(cd.train)
+    sched = schedule_for(n * (1 + cfg.n_aug), c.batch_size, c.epochs, c.min_steps, c.evals, c.patience,
+                         c.min_train, c.max_steps)
+    return n, sched.total_steps
+
+
+def estimate_seconds(cell: CellSpec, model: dict[str, CellCost], scale: tuple[int, int] = REFERENCE_SCALE) -> float:
     from methods import METHODS
 
     family = METHODS.get(cell.method).facts()["family"]
-    if family in model:
-        return model[family]
-    return 60.0 * DEFAULT_MINUTES.get(family, 10)
+    return (model.get(family) or default_cost(family)).seconds(*scale)
 
 
 def fmt_duration(s: float) -> str:
@@ -259,8 +303,9 @@ def fmt_duration(s: float) -> str:
 class Eta:
     """Remaining wall time: the estimated cost of the cells not finished, spread over the workers."""
 
-    def __init__(self, cells: list[CellSpec], model: dict[str, float], jobs: int):
-        self.left = {c.cell_id: estimate_seconds(c, model) for c in cells}
+    def __init__(self, cells: list[CellSpec], model: dict[str, CellCost], jobs: int, cfg: RunConfig | None = None):
+        self.left = {c.cell_id: estimate_seconds(c, model, cell_scale(c, cfg) if cfg else REFERENCE_SCALE)
+                     for c in cells}
         self.jobs = max(1, jobs)
         self.t0 = time.perf_counter()
 
@@ -286,7 +331,7 @@ def execute(cells: list[CellSpec], cfg: RunConfig, *, jobs: int = 1, threads: in
 
     preflight(cells, cfg)
     tasks = plan_tasks(cells, cfg)
-    eta = Eta(cells, cost_model(read_existing(cfg)), jobs if executor == "local" else jobs)
+    eta = Eta(cells, cost_model(read_existing(cfg)), jobs, cfg)
     bar = tqdm(total=len(cells), disable=not show_progress, unit="cell", dynamic_ncols=True)
     stages: dict[str, str] = {}
 

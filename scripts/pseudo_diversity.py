@@ -8,7 +8,7 @@ overlap (Jaccard), copies of the parent, tokens changed and generation time:
 
     python scripts/pseudo_diversity.py --out runs/quick --seed 0 \
         diffusioncls-wo-nrt "diffusioncls-wo-nrt[mask_draws=independent]" \
-        "diffusioncls-wo-nrt[top_k=10]" "diffusioncls-wo-nrt[mask_draws=independent,top_k=10]"
+        "diffusioncls-wo-nrt[top_k=10]" "diffusioncls-wo-nrt[mask_draws=independent;top_k=10]"
 
 Prints one JSON line per spec; ``--json FILE`` also writes them all.
 """
