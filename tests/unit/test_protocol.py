@@ -157,3 +157,22 @@ def test_the_contrastive_terms_gradient_is_probed_at_the_first_step_and_before_e
     without = train_classifier(view, view[:2], LABELS, ClassifierConfig(**base), seed=0,
                                synthetic=_synth(view, 4), budget_items=100)
     assert "gradient_probe" not in without.stats
+
+
+def test_the_gradient_probe_does_not_change_the_training(tiny_bert_dir, monkeypatch):
+    """The probe takes gradients of the same graph before the step's backward pass: the dev curve and the
+    final weights are those of a run without it."""
+    import torch
+
+    from bench import classifier as C
+
+    view = _view(20)
+    cfg = ClassifierConfig(backbone=str(tiny_bert_dir), epochs=1, batch_size=8, evals=2, patience=99, max_length=16,
+                           group_batches=True, originals_per_batch=4, nrt_weight=1.0, nrt_tau=0.05)
+    probed = train_classifier(view, view[:4], LABELS, cfg, seed=0, synthetic=_synth(view, 4), budget_items=100)
+    monkeypatch.setattr(C._Loop, "probe_gradients", lambda self, ce, lc: None)
+    plain = train_classifier(view, view[:4], LABELS, cfg, seed=0, synthetic=_synth(view, 4), budget_items=100)
+    assert "gradient_probe" in probed.stats and "gradient_probe" not in plain.stats
+    assert probed.history == plain.history
+    a, b = probed.classifier.model.state_dict(), plain.classifier.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
