@@ -360,8 +360,9 @@ class _Loop:
 
     def probe_gradients(self, ce, lc) -> None:
         """Norms of the two terms' gradients over the trainable parameters, and their cosine, on this
-        batch (before clipping): how much of the clipped update the contrastive term decides. A batch
-        without a cross-label pair has a contrastive gradient of 0."""
+        batch (before clipping): how much of the clipped update the contrastive term decides. ``lc`` is
+        the weighted term (``nrt_weight * L_c``). A batch without a cross-label pair has a contrastive
+        gradient of 0."""
         params = [q for q in self.model.parameters() if q.requires_grad]
         ge = self.torch.autograd.grad(ce, params, retain_graph=True, allow_unused=True)
         gc = self.torch.autograd.grad(lc, params, retain_graph=True, allow_unused=True)
@@ -370,8 +371,8 @@ class _Loop:
         ne, nc = float(flat[0].norm()), float(flat[1].norm())
         cos = float(flat[0] @ flat[1]) / (ne * nc) if ne and nc else 0.0
         self.stats.setdefault("gradient_probe", []).append(
-            {"step": self.step, "cross_label_pairs": self.last_pairs, "ce": round(float(ce.detach()), 4), "contrastive": round(float(lc.detach()), 4),
-             "ce_grad_norm": round(ne, 4), "contrastive_grad_norm": round(nc, 4),
+            {"step": self.step, "cross_label_pairs": self.last_pairs, "ce": round(float(ce.detach()), 4),
+             "contrastive": round(float(lc.detach()), 4), "ce_grad_norm": round(ne, 4), "contrastive_grad_norm": round(nc, 4),
              "ratio": round(nc / ne, 3) if ne else None, "cosine": round(cos, 4)})
 
     def loss_parts(self, ids, att, y, orig):
