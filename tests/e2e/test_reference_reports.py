@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-REPORTS = sorted(p.parent.parent for p in (ROOT / "reports").glob("*/records/*.json"))
+REPORTS = sorted(p.parent.parent for p in (ROOT / "reports").glob("**/records/*.json"))
 NUMERIC = ["n", "f1_mean", "f1_std", "acc_mean", "acc_std", "delta_f1", "paired_diff", "p", "p_holm", "pairs"]
 
 
-@pytest.mark.parametrize("report", sorted(set(REPORTS)), ids=lambda p: p.name)
+@pytest.mark.parametrize("report", sorted(set(REPORTS)), ids=lambda p: str(p.relative_to(ROOT / "reports")))
 def test_tables_regenerate_from_the_committed_records(report, tmp_path):
     from bench.report import tables as T
     from bench.report.load import load_records
