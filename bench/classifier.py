@@ -80,6 +80,10 @@ class ClassifierConfig:
         d["protocol"] = PROTOCOL
         if not self.group_batches:  # plain batches hold batch_size texts: both units give the same schedule
             d.pop("budget_unit")
+        if is_frozen(self.backbone):  # features of another version are another classifier
+            from bench.frozen import FEATURES_VERSION
+
+            d["frozen_features"] = FEATURES_VERSION
         build = prepared_build(self.backbone)
         if build:  # a rebuilt `prepared:` backbone must not reuse classifiers cached from the old build
             d["backbone_build"] = build

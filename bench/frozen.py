@@ -24,8 +24,12 @@ from typing import Any
 import torch
 
 from bench.api.hub import FROZEN_PREFIX as PREFIX
+from bench.api.hub import ModelNotAvailable
 
 HEAD_DIM = 256
+# 2: every weight loaded (version 1 computed Gemma 3 features from a randomly initialised base); part of the
+# feature cache's key and of frozen classifiers' cache keys
+FEATURES_VERSION = 2
 
 
 def encoder_path(backbone: str) -> str:
@@ -119,17 +123,38 @@ def feature_dir(backbone: str, max_length: int) -> Path:
 
     path = Path(encoder_path(backbone))
     weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
-    ident = [backbone, max_length, [(w.name, w.stat().st_size) for w in weights]]
+    ident = [backbone, max_length, [(w.name, w.stat().st_size) for w in weights], FEATURES_VERSION]
     return bench_home() / "features" / stable_hash(ident)
+
+
+def load_encoder(path: str):
+    """The model's base (no LM head), with every weight from the checkpoint.
+
+    ``AutoModel`` on a causal-LM checkpoint whose base class declares no prefix (Gemma 3 in transformers
+    5: weights saved under ``model.``) loads none of them and initialises the base at random without
+    an error; features from it would be noise (the suite's first frozen-Gemma runs were, see
+    docs/design.md). So a base with missing weights is loaded as the causal LM and its decoder kept,
+    and weights still missing are an error."""
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    model, info = AutoModel.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
+    if info["missing_keys"]:
+        lm, info = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
+        model = lm.get_decoder()
+    missing = [k for k in info["missing_keys"] if not k.startswith("lm_head.")]
+    if missing:
+        raise ModelNotAvailable(f"frozen backbone at {path}: {len(missing)} weights are not in the checkpoint "
+                                f"(e.g. {missing[:3]}); refusing to compute features from random weights")
+    return model
 
 
 def load_frozen(backbone: str, num_labels: int, max_length: int, device: str = "cpu"):
     """(tokenizer, FrozenFeatureModel) for ``frozen:<model>``."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoTokenizer
 
     path = encoder_path(backbone)
     tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    encoder = AutoModel.from_pretrained(path, dtype=torch.float32)
+    encoder = load_encoder(path)
     return tok, FrozenFeatureModel(encoder, num_labels, feature_dir(backbone, max_length)).to(device)

@@ -58,7 +58,12 @@ def load(name: str, kind: str, gguf: str | None, num_labels: int = 3):
 
             d = gemma3_270m_dir()
             tok = AutoTokenizer.from_pretrained(d)
-            model = cls.from_pretrained(d, dtype=torch.float32, **extra)
+            if kind == "encoder":  # AutoModel would leave this causal-LM checkpoint's base random
+                from bench.frozen import load_encoder
+
+                model = load_encoder(str(d))
+            else:
+                model = cls.from_pretrained(d, dtype=torch.float32, **extra)
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         model.config.pad_token_id = tok.pad_token_id

@@ -47,6 +47,7 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
 
 from tests.tiny_models import (  # noqa: E402,F401 - fixtures
     tiny_bart_dir,
+    tiny_gemma3_dir,
     tiny_gpt2_dir,
     tiny_llama_dir,
     tiny_marian_dirs,

@@ -81,6 +81,20 @@ def tiny_llama_dir(tmp_path_factory, tiny_tok_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_gemma3_dir(tmp_path_factory, tiny_tok_dir) -> Path:
+    """Gemma 3 (the offline Chinese generator's class): its causal-LM checkpoint keeps the base under
+    ``model.``, which ``AutoModel`` does not strip in transformers 5."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    cfg = Gemma3TextConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           num_key_value_heads=1, head_dim=16, max_position_embeddings=128, sliding_window=16,
+                           **_ids(tiny_tok_dir))
+    return _save(Gemma3ForCausalLM(cfg), tiny_tok_dir, tmp_path_factory.mktemp("tiny-gemma3"))
+
+
+@pytest.fixture(scope="session")
 def tiny_bart_dir(tmp_path_factory, tiny_tok_dir) -> Path:
     import torch
     from transformers import BartConfig, BartForConditionalGeneration

@@ -37,3 +37,42 @@ def test_a_frozen_encoder_under_a_trained_head(tiny_llama_dir, tmp_path, monkeyp
     texts = [e.text for e in view[:5]]
     assert back.predict_proba(texts) == pytest.approx(res.classifier.predict_proba(texts), abs=1e-6)
     assert res.classifier.backbone.startswith("frozen:")
+
+
+@pytest.mark.parametrize("fixture", ["tiny_gemma3_dir", "tiny_llama_dir"])
+def test_the_frozen_encoder_has_the_checkpoints_weights(fixture, request):
+    """A causal-LM checkpoint's base, every weight from the file (AutoModel alone gives Gemma 3 a random
+    base in transformers 5: the first frozen-Gemma features were computed from one)."""
+    from transformers import AutoModelForCausalLM
+
+    from bench.frozen import load_encoder
+
+    path = request.getfixturevalue(fixture)
+    enc = load_encoder(str(path))
+    want = AutoModelForCausalLM.from_pretrained(str(path)).get_decoder().state_dict()
+    got = enc.state_dict()
+    assert set(got) == set(want)
+    assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_a_checkpoint_without_the_weights_is_an_error(tiny_gemma3_dir, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from bench.api.hub import ModelNotAvailable
+    from bench.frozen import load_encoder
+
+    d = tmp_path / "cut"
+    shutil.copytree(tiny_gemma3_dir, d)
+    state = load_file(d / "model.safetensors")
+    save_file({k: v for k, v in state.items() if ".layers.1." not in k}, d / "model.safetensors")
+    with pytest.raises(ModelNotAvailable, match="random weights"):
+        load_encoder(str(d))
+
+
+def test_frozen_classifiers_are_keyed_by_the_feature_version():
+    from bench.frozen import FEATURES_VERSION
+
+    assert ClassifierConfig(backbone="frozen:gemma3").key()["frozen_features"] == FEATURES_VERSION
+    assert "frozen_features" not in ClassifierConfig(backbone="minilm").key()
