@@ -225,13 +225,27 @@ def load_backbone(cfg: ClassifierConfig, labels: Sequence[str]):
     path = locate(cfg.backbone)
     try:
         tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model, info = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={lab: i for i, lab in enumerate(labels)},
+            label2id={lab: i for i, lab in enumerate(labels)}, output_loading_info=True,
         )
     except OSError as err:
         raise ModelNotAvailable(f"backbone {cfg.backbone!r} could not be loaded from {path}: {err}") from None
+    check_loaded(cfg.backbone, path, info["missing_keys"])
     return tok, model.to(cfg.device)
+
+
+# weights a sequence classifier may lack in its checkpoint: the new head, and BERT's pooler (not
+# trained by masked-LM pretraining alone); anything else missing would silently be random
+NEW_HEAD_PARTS = ("classifier.", "score.", "pooler.")
+
+
+def check_loaded(backbone: str, path, missing: Sequence[str]) -> None:
+    """An error naming the weights a backbone's checkpoint did not provide, beyond a new head."""
+    lost = [k for k in missing if not any(part in k for part in NEW_HEAD_PARTS)]
+    if lost:
+        raise ModelNotAvailable(f"backbone {backbone!r} at {path}: {len(lost)} encoder weights are not in the "
+                                f"checkpoint (e.g. {lost[:3]}); refusing to fine-tune from random weights")
 
 
 def train_classifier(
