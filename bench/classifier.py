@@ -81,9 +81,9 @@ class ClassifierConfig:
         if not self.group_batches:  # plain batches hold batch_size texts: both units give the same schedule
             d.pop("budget_unit")
         if is_frozen(self.backbone):  # features of another version are another classifier
-            from bench.frozen import FEATURES_VERSION
+            from bench.frozen import FEATURES_VERSION, HEAD_VERSION
 
-            d["frozen_features"] = FEATURES_VERSION
+            d["frozen_features"], d["frozen_head"] = FEATURES_VERSION, HEAD_VERSION
         build = prepared_build(self.backbone)
         if build:  # a rebuilt `prepared:` backbone must not reuse classifiers cached from the old build
             d["backbone_build"] = build
@@ -273,6 +273,10 @@ def train_classifier(
     tok, model = load_backbone(cfg, labels)
     clf = TrainedClassifier(model, tok, labels, cfg)
     items = _tokenize_items(tok, train, synthetic, lab2id, cfg.max_length)
+    if hasattr(model, "fit_scaler"):  # a frozen-feature model standardises its inputs on the training texts
+        step = cfg.eval_batch_size
+        model.fit_scaler(T.collate(items, range(i, min(i + step, len(items))), tok.pad_token_id)[:2]
+                         for i in range(0, len(items), step))
     k = originals_per_batch(items, cfg)
     size = T.texts_per_grouped_step(items, k, cfg.batch_size) if k and cfg.budget_unit == "texts" else None
     sched = schedule_for(budget_items or len(items), cfg.batch_size, cfg.epochs, cfg.min_steps, cfg.evals,

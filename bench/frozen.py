@@ -30,6 +30,8 @@ HEAD_DIM = 256
 # 2: every weight loaded (version 1 computed Gemma 3 features from a randomly initialised base); part of the
 # feature cache's key and of frozen classifiers' cache keys
 FEATURES_VERSION = 2
+# 2: features standardised per dimension on the training texts before the head
+HEAD_VERSION = 2
 
 
 def encoder_path(backbone: str) -> str:
@@ -48,6 +50,11 @@ class FrozenFeatureModel(torch.nn.Module):
         for p in self.encoder.parameters():
             p.requires_grad_(False)
         size = encoder.config.hidden_size
+        # per-dimension standardisation, fitted on the training texts (fit_scaler): a causal LM's hidden
+        # states have a few dimensions in the hundreds (Gemma 3: |mean| up to ~100 against a median of ~1),
+        # which saturate the tanh head
+        self.register_buffer("feat_mean", torch.zeros(size))
+        self.register_buffer("feat_std", torch.ones(size))
         self.head = torch.nn.Sequential(torch.nn.Linear(size, head_dim), torch.nn.Tanh(), torch.nn.Dropout(0.1))
         self.out = torch.nn.Linear(head_dim, num_labels)
         self.feature_dir = Path(feature_dir)
@@ -58,7 +65,7 @@ class FrozenFeatureModel(torch.nn.Module):
         return self.encoder
 
     def forward(self, input_ids, attention_mask, output_hidden_states: bool = False, **_: Any):
-        h = self.head(self.features(input_ids, attention_mask))
+        h = self.head((self.features(input_ids, attention_mask) - self.feat_mean) / self.feat_std)
         return SimpleNamespace(logits=self.out(h), hidden_states=(h.unsqueeze(1),) if output_hidden_states else None)
 
     def features(self, input_ids, attention_mask) -> torch.Tensor:
@@ -76,6 +83,15 @@ class FrozenFeatureModel(torch.nn.Module):
             for i, f in zip(missing, pooled):
                 self._store(keys[i], f.detach().float().cpu())
         return torch.stack([self._memo[k] for k in keys]).to(input_ids.device)
+
+    def fit_scaler(self, batches) -> None:
+        """Mean and standard deviation per dimension of the features of the training texts, given as
+        ``(input_ids, attention_mask)`` batches (the classifier's training calls this once)."""
+        dev = self.feat_mean.device
+        feats = torch.cat([self.features(ids.to(dev), att.to(dev)) for ids, att in batches])
+        self.feat_mean.copy_(feats.mean(0))
+        self.feat_std.copy_(feats.std(0, unbiased=False).clamp_min(1e-6) if len(feats) > 1
+                            else torch.ones_like(self.feat_std))
 
     @staticmethod
     def _key(ids) -> str:
@@ -105,7 +121,8 @@ class FrozenFeatureModel(torch.nn.Module):
     def save_pretrained(self, directory) -> None:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        torch.save({"head": self.head.state_dict(), "out": self.out.state_dict()}, d / "frozen_head.pt")
+        torch.save({"head": self.head.state_dict(), "out": self.out.state_dict(),
+                    "scaler": {"mean": self.feat_mean, "std": self.feat_std}}, d / "frozen_head.pt")
         (d / "frozen.json").write_text(json.dumps({"num_labels": self.out.out_features,
                                                    "head_dim": self.out.in_features}))
 
@@ -113,6 +130,8 @@ class FrozenFeatureModel(torch.nn.Module):
         state = torch.load(Path(directory) / "frozen_head.pt")
         self.head.load_state_dict(state["head"])
         self.out.load_state_dict(state["out"])
+        self.feat_mean.copy_(state["scaler"]["mean"])
+        self.feat_std.copy_(state["scaler"]["std"])
         return self
 
 

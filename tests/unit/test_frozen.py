@@ -31,6 +31,12 @@ def test_a_frozen_encoder_under_a_trained_head(tiny_llama_dir, tmp_path, monkeyp
     cached = list((tmp_path / "home" / "features").rglob("*.pt"))
     assert len(cached) == len({e.text for e in view})  # one feature file per distinct text, computed once
     assert res.steps == 30 and res.history[-1]["loss"] < res.history[0]["loss"] + 1.0
+    # inputs standardised per dimension with the training texts' features
+    enc = res.classifier.tokenizer([e.text for e in view], truncation=True, max_length=16, padding=True,
+                                   return_tensors="pt")
+    feats = model.features(enc["input_ids"], enc["attention_mask"])
+    assert torch.allclose(model.feat_mean, feats.mean(0), atol=1e-5)
+    assert torch.allclose(model.feat_std, feats.std(0, unbiased=False), atol=1e-5)
     d = tmp_path / "clf"
     res.classifier.save(d)
     back = TrainedClassifier.load(d)
