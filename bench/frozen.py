@@ -1,6 +1,7 @@
-"""A frozen-encoder classifier: a language model's mean-pooled last hidden states under a small head.
+"""A frozen-encoder classifier: a language model's mean-pooled hidden states under a small head.
 
-``--backbone frozen:gemma3`` (or ``frozen:<dir or hub id>``) classifies with features that a frozen
+``--backbone frozen:gemma3`` (or ``frozen:<dir or hub id>``; ``frozen:gemma3@12`` reads layer 12 instead of
+the last, 0 being the embeddings) classifies with features that a frozen
 model computes once per text (cached on disk under ``$BENCH_HOME/features/<model key>/``, shared by
 every cell and run on the machine) and a trainable head (linear -> tanh -> linear) that the suite's
 training protocol trains like any classifier. It is the cheap way to use a model too large to
@@ -23,29 +24,30 @@ from typing import Any
 
 import torch
 
-from bench.api.hub import FROZEN_PREFIX as PREFIX
-from bench.api.hub import ModelNotAvailable
+from bench.api.hub import ModelNotAvailable, frozen_parts
 
 HEAD_DIM = 256
 # 2: every weight loaded (version 1 computed Gemma 3 features from a randomly initialised base); part of the
 # feature cache's key and of frozen classifiers' cache keys
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3  # 3: every layer's mean-pooled states cached per text (layers x hidden)
 # 2: features standardised per dimension on the training texts before the head
 HEAD_VERSION = 2
 
 
 def encoder_path(backbone: str) -> str:
-    """``frozen:gemma3`` -> the directory transformers loads (offline aliases resolved)."""
+    """``frozen:gemma3[@layer]`` -> the directory transformers loads (offline aliases resolved)."""
     from methods.common.lm import locate
 
-    return locate(backbone[len(PREFIX):])
+    return locate(frozen_parts(backbone)[0])
 
 
 class FrozenFeatureModel(torch.nn.Module):
     base_model_prefix = "encoder"
 
-    def __init__(self, encoder, num_labels: int, feature_dir: Path, head_dim: int = HEAD_DIM):
+    def __init__(self, encoder, num_labels: int, feature_dir: Path, head_dim: int = HEAD_DIM,
+                 layer: int | None = None):
         super().__init__()
+        self.layer = -1 if layer is None else int(layer)  # index into (embeddings, layer 1, ..., last)
         self.encoder = encoder.eval()
         for p in self.encoder.parameters():
             p.requires_grad_(False)
@@ -69,20 +71,23 @@ class FrozenFeatureModel(torch.nn.Module):
         return SimpleNamespace(logits=self.out(h), hidden_states=(h.unsqueeze(1),) if output_hidden_states else None)
 
     def features(self, input_ids, attention_mask) -> torch.Tensor:
-        """Mean-pooled last hidden states, one per row, from the cache or computed (without gradient)."""
+        """Mean-pooled hidden states of the chosen layer, one per row. Every layer's are computed at once
+        (without gradient) and cached per text, so choosing another layer costs no encoder pass."""
         keys = [self._key(r[m.bool()]) for r, m in zip(input_ids, attention_mask)]
         missing = [i for i, k in enumerate(keys) if self._lookup(k) is None]
         if missing:
             with torch.no_grad():
                 was = self.encoder.training
                 self.encoder.eval()
-                hs = self.encoder(input_ids=input_ids[missing], attention_mask=attention_mask[missing]).last_hidden_state
+                out = self.encoder(input_ids=input_ids[missing], attention_mask=attention_mask[missing],
+                                   output_hidden_states=True)
                 self.encoder.train(was)
-            m = attention_mask[missing].unsqueeze(-1).to(hs.dtype)
-            pooled = (hs * m).sum(1) / m.sum(1).clamp_min(1)
+            hs = torch.stack(out.hidden_states, 1)  # rows x layers x positions x hidden
+            m = attention_mask[missing][:, None, :, None].to(hs.dtype)
+            pooled = (hs * m).sum(2) / m.sum(2).clamp_min(1)
             for i, f in zip(missing, pooled):
                 self._store(keys[i], f.detach().float().cpu())
-        return torch.stack([self._memo[k] for k in keys]).to(input_ids.device)
+        return torch.stack([self._memo[k][self.layer] for k in keys]).to(input_ids.device)
 
     def fit_scaler(self, batches) -> None:
         """Mean and standard deviation per dimension of the features of the training texts, given as
@@ -142,7 +147,8 @@ def feature_dir(backbone: str, max_length: int) -> Path:
 
     path = Path(encoder_path(backbone))
     weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
-    ident = [backbone, max_length, [(w.name, w.stat().st_size) for w in weights], FEATURES_VERSION]
+    ident = [frozen_parts(backbone)[0], max_length, [(w.name, w.stat().st_size) for w in weights],
+             FEATURES_VERSION]
     return bench_home() / "features" / stable_hash(ident)
 
 
@@ -176,4 +182,8 @@ def load_frozen(backbone: str, num_labels: int, max_length: int, device: str = "
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     encoder = load_encoder(path)
-    return tok, FrozenFeatureModel(encoder, num_labels, feature_dir(backbone, max_length)).to(device)
+    layer = frozen_parts(backbone)[1]
+    n = encoder.config.num_hidden_layers
+    if layer is not None and not -n - 1 <= layer <= n:
+        raise ValueError(f"backbone {backbone!r}: layer {layer} out of range (0 = embeddings .. {n})")
+    return tok, FrozenFeatureModel(encoder, num_labels, feature_dir(backbone, max_length), layer=layer).to(device)

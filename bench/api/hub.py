@@ -50,6 +50,16 @@ FROZEN_PREFIX = "frozen:"  # frozen:<model>: a frozen LM's features under a trai
 
 def is_frozen(backbone: str) -> bool:
     return backbone.startswith(FROZEN_PREFIX)
+
+
+def frozen_parts(backbone: str) -> tuple[str, int | None]:
+    """``frozen:<model>[@<layer>]`` -> (model, layer): the hidden layer whose mean-pooled states are the
+    features (0 = the embeddings, None = the last layer)."""
+    model, at, layer = backbone[len(FROZEN_PREFIX):].rpartition("@") if "@" in backbone else (
+        backbone[len(FROZEN_PREFIX):], "", "")
+    if at and not layer.lstrip("-").isdigit():
+        raise ValueError(f"backbone {backbone!r}: the layer after '@' must be an integer")
+    return model, int(layer) if at else None
 _HUB_REACHABLE: dict[str, bool] = {}
 
 
@@ -134,5 +144,7 @@ def backbone_substitute(name: str, language: str) -> dict[str, str] | None:
                 "used": f"suite-prepared {name.split(':', 1)[1]}"}
     if is_frozen(name):
         return {"role": "classifier backbone", "paper": PAPER_BACKBONE.get(language, "?"),
-                "used": f"frozen {name[len(FROZEN_PREFIX):]} features (mean-pooled last layer) + a trained head"}
+                "used": f"frozen {frozen_parts(name)[0]} features (mean-pooled "
+                        f"{'last layer' if frozen_parts(name)[1] is None else f'layer {frozen_parts(name)[1]}'})"
+                        " + a trained head"}
     return None

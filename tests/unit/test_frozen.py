@@ -82,3 +82,27 @@ def test_frozen_classifiers_are_keyed_by_the_feature_version():
 
     assert ClassifierConfig(backbone="frozen:gemma3").key()["frozen_features"] == FEATURES_VERSION
     assert "frozen_features" not in ClassifierConfig(backbone="minilm").key()
+
+
+def test_a_layer_other_than_the_last(tiny_llama_dir, tmp_path, monkeypatch):
+    """``frozen:<model>@<layer>`` reads that layer's mean-pooled states; one encoder pass caches every layer."""
+    from transformers import AutoModel
+
+    from bench.api.hub import frozen_parts
+    from bench.frozen import load_frozen
+
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path / "home"))
+    assert frozen_parts("frozen:gemma3") == ("gemma3", None) and frozen_parts("frozen:gemma3@12") == ("gemma3", 12)
+    with pytest.raises(ValueError, match="integer"):
+        frozen_parts("frozen:gemma3@top")
+    tok, last = load_frozen(f"frozen:{tiny_llama_dir}", 2, 16)
+    _, first = load_frozen(f"frozen:{tiny_llama_dir}@1", 2, 16)
+    enc = tok(["the crew was kind", "late again"], return_tensors="pt", padding=True)
+    ref = AutoModel.from_pretrained(str(tiny_llama_dir))(**enc, output_hidden_states=True).hidden_states
+    m = enc["attention_mask"][..., None].float()
+    for model, h in ((first, ref[1]), (last, ref[-1])):
+        got = model.features(enc["input_ids"], enc["attention_mask"])
+        assert torch.allclose(got, (h * m).sum(1) / m.sum(1), atol=1e-5)
+    assert len(list((tmp_path / "home" / "features").rglob("*.pt"))) == 2  # shared by both layers
+    with pytest.raises(ValueError, match="out of range"):
+        load_frozen(f"frozen:{tiny_llama_dir}@9", 2, 16)
