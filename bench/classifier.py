@@ -46,6 +46,9 @@ class ClassifierConfig:
     patience: int = 4  # dev evaluations without a better macro-F1 before stopping
     min_train: float = 0.5  # no early stop before this fraction of the budget
     lr: float = 5e-5
+    # a frozen-feature backbone (frozen:<model>): the learning rate of its head, trained from scratch on
+    # standardised features (None: lr); ignored, and left out of the key, for fine-tuned backbones
+    head_lr: float | None = None
     weight_decay: float = 0.01
     warmup: float = 0.06
     precision: str = "fp32"  # fp32 | bf16 (autocast; CPUs with AVX512-BF16/AMX, CUDA)
@@ -80,6 +83,8 @@ class ClassifierConfig:
         d["protocol"] = PROTOCOL
         if not self.group_batches:  # plain batches hold batch_size texts: both units give the same schedule
             d.pop("budget_unit")
+        if not is_frozen(self.backbone):  # only a frozen backbone's head reads it
+            d.pop("head_lr")
         if is_frozen(self.backbone):  # features of another version are another classifier
             from bench.frozen import FEATURES_VERSION, HEAD_VERSION
 
@@ -464,6 +469,11 @@ class _Loop:
         return self.bad >= self.sched.patience and self.step >= self.sched.min_steps_before_stop
 
 
+def effective_lr(cfg: ClassifierConfig) -> float:
+    """The rate the optimizer starts from: ``head_lr`` for a frozen backbone's head when set, else ``lr``."""
+    return cfg.head_lr if is_frozen(cfg.backbone) and cfg.head_lr else cfg.lr
+
+
 def _optimizer(model, cfg: ClassifierConfig, total: int):
     """AdamW (no decay on biases and norms) and a linear warm-up/decay over the step budget."""
     torch = _require_torch()
@@ -473,7 +483,7 @@ def _optimizer(model, cfg: ClassifierConfig, total: int):
         {"params": [p for n, p in trainable if not any(x in n for x in no_decay)], "weight_decay": cfg.weight_decay},
         {"params": [p for n, p in trainable if any(x in n for x in no_decay)], "weight_decay": 0.0},
     ]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr)
+    opt = torch.optim.AdamW(groups, lr=effective_lr(cfg))
     warm = max(1, int(cfg.warmup * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))

@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=float, default=None,
                    help="step budget: passes over a G/E-sized set of the view (the same steps for every method)")
     r.add_argument("--lr", type=float, default=None)
+    r.add_argument("--head-lr", type=float, default=None, help="learning rate of a frozen backbone's head "
+                   "(frozen:MODEL; default: the preset's, else --lr)")
     r.add_argument("--batch-size", type=int, default=None)
     r.add_argument("--max-length", type=int, default=None)
     r.add_argument("--patience", type=int, default=None,
@@ -188,7 +190,7 @@ def cmd_ls(args) -> int:
     return 0
 
 
-CLASSIFIER_FLAGS = ("epochs", "lr", "batch_size", "max_length", "patience")
+CLASSIFIER_FLAGS = ("epochs", "lr", "head_lr", "batch_size", "max_length", "patience")
 
 
 def config_from_args(args):

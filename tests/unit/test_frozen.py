@@ -106,3 +106,18 @@ def test_a_layer_other_than_the_last(tiny_llama_dir, tmp_path, monkeypatch):
     assert len(list((tmp_path / "home" / "features").rglob("*.pt"))) == 2  # shared by both layers
     with pytest.raises(ValueError, match="out of range"):
         load_frozen(f"frozen:{tiny_llama_dir}@9", 2, 16)
+
+
+def test_head_lr_is_a_frozen_heads_rate_and_only_its_key():
+    """English (fine-tuned) classifier keys, and so every record made before head_lr existed, are unchanged."""
+    from dataclasses import asdict
+
+    from bench.classifier import effective_lr
+
+    tuned = ClassifierConfig(backbone="minilm", lr=1e-4, head_lr=3e-4)
+    frozen = ClassifierConfig(backbone="frozen:gemma3@9", lr=1e-4, head_lr=3e-4)
+    assert effective_lr(tuned) == 1e-4 and "head_lr" not in tuned.key()
+    assert effective_lr(frozen) == 3e-4 and frozen.key()["head_lr"] == 3e-4
+    assert effective_lr(ClassifierConfig(backbone="frozen:gemma3", lr=2e-4)) == 2e-4  # unset: lr
+    assert set(tuned.key()) == set(asdict(ClassifierConfig(backbone="minilm"))) - {"device", "eval_batch_size",
+                                                                                  "budget_unit", "head_lr"} | {"protocol"}
