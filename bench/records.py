@@ -76,8 +76,10 @@ class DevInfo:
     history: list[dict[str, float]] = doc("the dev curve: one entry per evaluation (step, epoch = passes over the "
                                           "items, mean train loss since the last one, dev_macro_f1, dev_accuracy, "
                                           "lr)", factory=list)
-    training: dict[str, Any] = doc("objective statistics, e.g. contrastive batches and cross-label pairs seen",
-                                   factory=dict)
+    training: dict[str, Any] = doc("objective statistics, e.g. contrastive batches and cross-label pairs seen; "
+                                   "with a contrastive term, gradient_probe: the norms of the cross-entropy's "
+                                   "and the weighted term's gradients and their cosine at step 0 and before "
+                                   "each dev check", factory=dict)
 
 
 @dataclass
