@@ -83,12 +83,12 @@ class ClassifierConfig:
         d["protocol"] = PROTOCOL
         if not self.group_batches:  # plain batches hold batch_size texts: both units give the same schedule
             d.pop("budget_unit")
-        if not is_frozen(self.backbone):  # only a frozen backbone's head reads it
-            d.pop("head_lr")
-        if is_frozen(self.backbone):  # features of another version are another classifier
+        if is_frozen(self.backbone):  # features or a head of another version are another classifier
             from bench.frozen import FEATURES_VERSION, HEAD_VERSION
 
             d["frozen_features"], d["frozen_head"] = FEATURES_VERSION, HEAD_VERSION
+        else:  # only a frozen backbone's head reads it
+            d.pop("head_lr")
         build = prepared_build(self.backbone)
         if build:  # a rebuilt `prepared:` backbone must not reuse classifiers cached from the old build
             d["backbone_build"] = build
@@ -399,8 +399,8 @@ class _Loop:
         cos = float(flat[0] @ flat[1]) / (ne * nc) if ne and nc else 0.0
         self.stats.setdefault("gradient_probe", []).append(
             {"step": self.step, "cross_label_pairs": self.last_pairs, "ce": round(float(ce.detach()), 4),
-             "contrastive": round(float(lc.detach()), 4), "ce_grad_norm": round(ne, 4), "contrastive_grad_norm": round(nc, 4),
-             "ratio": round(nc / ne, 3) if ne else None, "cosine": round(cos, 4)})
+             "contrastive": round(float(lc.detach()), 4), "ce_grad_norm": round(ne, 4),
+             "contrastive_grad_norm": round(nc, 4), "ratio": round(nc / ne, 3) if ne else None, "cosine": round(cos, 4)})
 
     def loss_parts(self, ids, att, y, orig):
         """The cross-entropy and the (unweighted) contrastive term, None when it is off."""

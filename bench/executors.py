@@ -303,9 +303,12 @@ def fmt_duration(s: float) -> str:
 class Eta:
     """Remaining wall time: the estimated cost of the cells not finished, spread over the workers."""
 
-    def __init__(self, cells: list[CellSpec], model: dict[str, CellCost], jobs: int, cfg: RunConfig | None = None):
-        self.left = {c.cell_id: estimate_seconds(c, model, cell_scale(c, cfg) if cfg else REFERENCE_SCALE)
-                     for c in cells}
+    def __init__(self, cells: list[CellSpec], model: dict[str, CellCost], jobs: int, cfg: RunConfig):
+        scales: dict[tuple[str, str], tuple[int, int]] = {}  # a view's size does not depend on the seed
+        for c in cells:
+            if (c.dataset, c.view) not in scales:
+                scales[(c.dataset, c.view)] = cell_scale(c, cfg)
+        self.left = {c.cell_id: estimate_seconds(c, model, scales[(c.dataset, c.view)]) for c in cells}
         self.jobs = max(1, jobs)
         self.t0 = time.perf_counter()
 

@@ -27,10 +27,10 @@ import torch
 from bench.api.hub import ModelNotAvailable, frozen_parts
 
 HEAD_DIM = 256
-# 2: every weight loaded (version 1 computed Gemma 3 features from a randomly initialised base); part of the
-# feature cache's key and of frozen classifiers' cache keys
-FEATURES_VERSION = 3  # 3: every layer's mean-pooled states cached per text (layers x hidden)
-# 2: features standardised per dimension on the training texts before the head
+# part of the feature cache's key and of frozen classifiers' keys. Features: 2 = every weight loaded (1 read
+# Gemma 3 from a randomly initialised base), 3 = every layer's mean-pooled states cached per text. Head:
+# 2 = inputs standardised per dimension on the training texts.
+FEATURES_VERSION = 3
 HEAD_VERSION = 2
 
 
@@ -159,7 +159,9 @@ def load_encoder(path: str):
     5: weights saved under ``model.``) loads none of them and initialises the base at random without
     an error; features from it would be noise (the suite's first frozen-Gemma runs were, see
     docs/design.md). So a base with missing weights is loaded as the causal LM and its decoder kept,
-    and weights still missing are an error."""
+    and weights still missing are an error. (Loading the causal LM directly would save a load, but the
+    first load's random initialisation advances torch's RNG before the head is initialised, and the
+    committed frozen-Gemma records were made that way; change both together.)"""
     from transformers import AutoModel, AutoModelForCausalLM
 
     model, info = AutoModel.from_pretrained(path, dtype=torch.float32, output_loading_info=True)

@@ -55,11 +55,12 @@ def is_frozen(backbone: str) -> bool:
 def frozen_parts(backbone: str) -> tuple[str, int | None]:
     """``frozen:<model>[@<layer>]`` -> (model, layer): the hidden layer whose mean-pooled states are the
     features (0 = the embeddings, None = the last layer)."""
-    model, at, layer = backbone[len(FROZEN_PREFIX):].rpartition("@") if "@" in backbone else (
-        backbone[len(FROZEN_PREFIX):], "", "")
-    if at and not layer.lstrip("-").isdigit():
+    model, at, layer = backbone[len(FROZEN_PREFIX):].partition("@")
+    if not at:
+        return model, None
+    if not layer.lstrip("-").isdigit():
         raise ValueError(f"backbone {backbone!r}: the layer after '@' must be an integer")
-    return model, int(layer) if at else None
+    return model, int(layer)
 _HUB_REACHABLE: dict[str, bool] = {}
 
 
@@ -143,8 +144,8 @@ def backbone_substitute(name: str, language: str) -> dict[str, str] | None:
         return {"role": "classifier backbone", "paper": PAPER_BACKBONE.get(language, "?"),
                 "used": f"suite-prepared {name.split(':', 1)[1]}"}
     if is_frozen(name):
+        model, layer = frozen_parts(name)
+        which = "last layer" if layer is None else f"layer {layer}"
         return {"role": "classifier backbone", "paper": PAPER_BACKBONE.get(language, "?"),
-                "used": f"frozen {frozen_parts(name)[0]} features (mean-pooled "
-                        f"{'last layer' if frozen_parts(name)[1] is None else f'layer {frozen_parts(name)[1]}'})"
-                        " + a trained head"}
+                "used": f"frozen {model} features (mean-pooled {which}) + a trained head"}
     return None
