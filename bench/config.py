@@ -82,7 +82,10 @@ PRESETS: dict[str, Preset] = {
         shots=(5, 10),
         seeds=tuple(range(10)),
         policies=("G/E",),
-        methods="none,eda,aeda,backtranslation,nlpaug-glove",
+        # Table 3's methods; the three DiffusionCLS configurations of Table 4 (the paper's loss, the reference
+        # code's training, no noise-resistant training); 180 cells, about 5 hours on 2 cores (--dry-run)
+        methods="none,eda,aeda,backtranslation,nlpaug-glove,genius-f,diffusioncls,diffusioncls-ref,"
+                "diffusioncls-wo-nrt",
         n_aug=4,
         # 10-20 originals: a G/E set is 4-7 batches, so the budget is the 200-step minimum for every method
         classifier={"epochs": 4, "min_steps": 200, "evals": 10, "patience": 4, "min_train": 0.5, "max_length": 64,

@@ -95,3 +95,20 @@ def test_classifier_flags_override_the_preset():
     cfg = config_from_args(args)
     assert cfg.classifier["patience"] == 100 and cfg.classifier["max_length"] == 64
     assert config_from_args(build_parser().parse_args(["run", "--dry-run"])).classifier["patience"] == 4
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "fewshot", "paper"])
+def test_every_preset_names_only_registered_methods(name):
+    """A typo in a preset's method list would only surface when its grid starts."""
+    from bench.config import PRESETS
+
+    resolved = METHODS.resolve(PRESETS[name].methods)
+    assert resolved and all(m in METHODS for m in resolved)
+
+
+def test_fewshot_preset_runs_table3s_methods():
+    from bench.config import PRESETS
+
+    methods = set(METHODS.resolve(PRESETS["fewshot"].methods))
+    assert {"none", "eda", "aeda", "backtranslation", "nlpaug-glove", "genius-f", "diffusioncls",
+            "diffusioncls-ref", "diffusioncls-wo-nrt"} <= methods
