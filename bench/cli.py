@@ -383,7 +383,7 @@ def _manifest_finish(out: Path, command: str, started: str, wall: float, n_cells
 
 def _dry_run(cells, cfg, jobs: int) -> int:
     """Each planned cell and whether its record is done; the estimated wall time of the rest."""
-    from bench.executors import Eta, cost_model, fmt_duration
+    from bench.executors import Eta, fmt_duration
     from bench.runner import ConfigConflict, check_record, open_cell, read_existing, record_path
 
     _print_data_notes(cfg)  # loads every data set: a bad file is an error now, not in the middle of a run
@@ -398,7 +398,7 @@ def _dry_run(cells, cfg, jobs: int) -> int:
         if state != "done":
             todo.append(c)
         print(f"{c.cell_id}  {state}")
-    eta = Eta(todo, cost_model(read_existing(cfg)), jobs, cfg)
+    eta = Eta(todo, read_existing(cfg), jobs, cfg)
     print(f"{len(cells)} cells, {len(cells) - len(todo)} done, {len(todo)} to run; estimated "
           f"{fmt_duration(sum(eta.left.values()) / max(1, jobs))} with {jobs} job(s) (per-method rates from this "
           f"run's records where it has them, else the reference costs, scaled to each cell's view size and "

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench import progress, runner
 from bench.config import RunConfig
-from bench.runner import CellResult, CellSpec, make_augmenter, open_cell
+from bench.runner import CellResult, CellSpec, dataset_label, make_augmenter, open_cell
 
 
 @dataclass(frozen=True)
@@ -233,19 +233,25 @@ def check_shared_storage(cfg: RunConfig) -> None:
 DEFAULT_MINUTES = {"lambada": (38, 10), "genius": (13, 10), "diffusioncls": (37, 14), "nlpaug-mlm": (3, 6),
                    "nlpaug-glove": (1, 9), "backtranslation": (1, 9), "genius-f": (0, 5), "aeda": (0, 7),
                    "eda": (0, 8), "none": (0, 11), "resample": (0, 10)}
+# the part of the generation minutes that trains a stage the cells of a (dataset, view, seed) share
+# (Augmenter.shared_work_key): only the first cell that needs it pays it
+DEFAULT_SHARED_FIT_MINUTES = {"diffusioncls": 36}
 REFERENCE_SCALE = (505, 640)  # (originals, budget in steps of 16 texts) of the quick preset's airline 5% view
 
 
 @dataclass(frozen=True)
 class CellCost:
-    """A family's cost per cell as two rates: seconds of generation per original of the view, seconds
-    of everything else per budget step (counted in steps of the run's batch size)."""
+    """A family's cost per cell as rates: seconds of generation per original of the view, seconds of
+    everything else per budget step (counted in steps of the run's batch size), and seconds per original
+    of the fit a cell pays only when no earlier cell trained it (a shared diffusion LM, a cached adapter)."""
 
     per_original: float
     per_step: float
+    fit_per_original: float = 0.0
 
-    def seconds(self, originals: int, steps: int) -> float:
-        return self.per_original * originals + self.per_step * steps
+    def seconds(self, originals: int, steps: int, pays_fit: bool = True) -> float:
+        fit = self.fit_per_original if pays_fit else 0.0
+        return (self.per_original + fit) * originals + self.per_step * steps
 
 
 def _record_scale(r) -> tuple[int, int] | None:
@@ -258,22 +264,37 @@ def _record_scale(r) -> tuple[int, int] | None:
 
 
 def cost_model(records: Iterable) -> dict[str, CellCost]:
-    """Per method family, the mean rates of the records that computed their cell (cache hits of the
-    pseudo samples are counted as they ran: a cached diffusion LM makes a cheaper cell)."""
+    """Per method family, the mean rates of the records that computed their cell. A fit the record says
+    it trained (``fit_reused`` false) is priced apart, so that a cell reusing a cached diffusion LM does
+    not make the next LM look cheap; a family with no measured training keeps the reference fit rate."""
     rates: dict[str, list[tuple[float, float]]] = {}
+    fits: dict[str, list[float]] = {}
     for r in records:
         scale = _record_scale(r) if r.status == "ok" and r.method_info is not None else None
         if scale is None or not r.timings.get("total"):
             continue
-        gen = r.timings.get("fit", 0.0) + r.timings.get("augment", 0.0)
-        rest = max(0.0, r.timings["total"] - gen)
-        rates.setdefault(r.method_info.family or r.method, []).append((gen / scale[0], rest / scale[1]))
-    return {k: CellCost(sum(a for a, _ in v) / len(v), sum(b for _, b in v) / len(v)) for k, v in rates.items()}
+        family = r.method_info.family or r.method
+        fit, augment = r.timings.get("fit", 0.0), r.timings.get("augment", 0.0)
+        rest = max(0.0, r.timings["total"] - fit - augment)
+        trained = getattr(r, "fit_reused", None) is False
+        if trained:
+            fits.setdefault(family, []).append(fit / scale[0])
+        rates.setdefault(family, []).append(((augment if trained else fit + augment) / scale[0], rest / scale[1]))
+    return {k: CellCost(_mean(a for a, _ in v), _mean(b for _, b in v),
+                        _mean(fits[k]) if k in fits else default_cost(k).fit_per_original)
+            for k, v in rates.items()}
+
+
+def _mean(xs: Iterable[float]) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs)
 
 
 def default_cost(family: str) -> CellCost:
     gen, rest = DEFAULT_MINUTES.get(family, (0, 10))
-    return CellCost(60.0 * gen / REFERENCE_SCALE[0], 60.0 * rest / REFERENCE_SCALE[1])
+    shared = DEFAULT_SHARED_FIT_MINUTES.get(family, 0)
+    n, steps = REFERENCE_SCALE
+    return CellCost(60.0 * (gen - shared) / n, 60.0 * rest / steps, 60.0 * shared / n)
 
 
 def cell_scale(cell: CellSpec, cfg: RunConfig) -> tuple[int, int]:
@@ -288,11 +309,34 @@ def cell_scale(cell: CellSpec, cfg: RunConfig) -> tuple[int, int]:
     return n, sched.total_steps
 
 
-def estimate_seconds(cell: CellSpec, model: dict[str, CellCost], scale: tuple[int, int] = REFERENCE_SCALE) -> float:
+def estimate_seconds(cell: CellSpec, model: dict[str, CellCost], scale: tuple[int, int] = REFERENCE_SCALE,
+                     pays_fit: bool = True) -> float:
     from methods import METHODS
 
     family = METHODS.get(cell.method).facts()["family"]
-    return (model.get(family) or default_cost(family)).seconds(*scale)
+    return (model.get(family) or default_cost(family)).seconds(*scale, pays_fit=pays_fit)
+
+
+def fit_payers(cells: list[CellSpec], records: Iterable, cfg: RunConfig) -> set[str]:
+    """The cells that would train their shared stage: the first cell of each (dataset, view, seed,
+    shared work key) whose stage no finished record made. A cell whose method shares nothing pays its
+    own fit."""
+    from methods import METHODS
+
+    def key(dataset: str, view: str, method: str, seed: int) -> str | None:
+        k = make_augmenter(CellSpec(dataset, view, method, "-", seed), cfg).shared_work_key()
+        return None if k is None else json.dumps([dataset_label(dataset), view, seed, k], sort_keys=True, default=str)
+
+    made = {key(r.dataset, r.view, r.method, r.seed) for r in records
+            if r.status == "ok" and r.method != "none" and r.method in METHODS}
+    payers = set()
+    for c in cells:
+        k = key(c.dataset, c.view, c.method, c.seed)
+        if k is None or k not in made:
+            payers.add(c.cell_id)
+            if k is not None:
+                made.add(k)
+    return payers
 
 
 def fmt_duration(s: float) -> str:
@@ -303,12 +347,15 @@ def fmt_duration(s: float) -> str:
 class Eta:
     """Remaining wall time: the estimated cost of the cells not finished, spread over the workers."""
 
-    def __init__(self, cells: list[CellSpec], model: dict[str, CellCost], jobs: int, cfg: RunConfig):
+    def __init__(self, cells: list[CellSpec], records: list, jobs: int, cfg: RunConfig):
+        model = cost_model(records)
+        payers = fit_payers(cells, records, cfg)
         scales: dict[tuple[str, str], tuple[int, int]] = {}  # a view's size does not depend on the seed
         for c in cells:
             if (c.dataset, c.view) not in scales:
                 scales[(c.dataset, c.view)] = cell_scale(c, cfg)
-        self.left = {c.cell_id: estimate_seconds(c, model, scales[(c.dataset, c.view)]) for c in cells}
+        self.left = {c.cell_id: estimate_seconds(c, model, scales[(c.dataset, c.view)], c.cell_id in payers)
+                     for c in cells}
         self.jobs = max(1, jobs)
         self.t0 = time.perf_counter()
 
@@ -334,7 +381,7 @@ def execute(cells: list[CellSpec], cfg: RunConfig, *, jobs: int = 1, threads: in
 
     preflight(cells, cfg)
     tasks = plan_tasks(cells, cfg)
-    eta = Eta(cells, cost_model(read_existing(cfg)), jobs, cfg)
+    eta = Eta(cells, read_existing(cfg), jobs, cfg)
     bar = tqdm(total=len(cells), disable=not show_progress, unit="cell", dynamic_ncols=True)
     stages: dict[str, str] = {}
 

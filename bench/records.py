@@ -142,6 +142,8 @@ class CellRecord:
     metrics: Metrics | None = doc("test metrics (null unless ok)", None)
     dev: DevInfo | None = doc("model selection on dev", None)
     counts: Counts | None = doc("examples and pseudo samples", None)
+    fit_reused: bool | None = doc("whether the method's fit loaded a generator an earlier cell trained (then `fit` "
+                                  "excludes the training); null when the method caches no such stage", None)
     timings: dict[str, float] = doc("seconds per stage: data, proxy, fit, augment, train, evaluate, total",
                                     factory=dict)
     substitutes: list[dict[str, str]] = doc("every offline stand-in used in the cell: {role, paper, used}",
@@ -252,7 +254,20 @@ def migrate(d: dict[str, Any], source: str = "<record>") -> dict[str, Any]:
     while v < SCHEMA:
         d = MIGRATIONS[v](d)
         v = d["schema"]
+    if "fit_reused" not in d:
+        d["fit_reused"] = _fit_reused_before_the_field(d)
     return d
+
+
+def _fit_reused_before_the_field(d: dict[str, Any]) -> bool | None:
+    """``fit_reused`` of a record written before the field existed (an optional field added within schema
+    2, so that the records' config hashes stay valid): DiffusionCLS said it in its fit statistics
+    (``cache_hit``), the LoRA-tuned LMs in theirs (``cached``)."""
+    fit = (d.get("method_stats") or {}).get("fit")
+    if not isinstance(fit, dict):
+        return None
+    flag = fit.get("cache_hit", fit.get("cached"))
+    return bool(flag) if flag is not None else None
 
 
 def registry_facts(name: str) -> dict[str, Any]:

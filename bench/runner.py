@@ -444,7 +444,7 @@ def get_synthetic(cell: Cell, ctx: FitContext) -> tuple[list[Synthetic], dict[st
                                                            cell.aug.seed))
     cell.timed("augment", t0)
     stats = {"requested": res.requested, "produced": res.produced, "shortfall": sum(res.shortfall.values()),
-             "method_stats": res.stats, "substitutes": cell.aug.substitutes(),
+             "method_stats": res.stats, "substitutes": cell.aug.substitutes(), "fit_reused": cell.aug.fit_reused,
              "timings": {"fit": cell.timings["fit"], "augment": cell.timings["augment"]}}
     write_jsonl(path, res.synthetic)
     atomic_write_json(meta, stats)
@@ -538,6 +538,7 @@ def run_stages(cell: Cell) -> None:
         subs.extend(stats.get("substitutes", []))
         synthetic_counts(cell, synthetic, stats)
         cell.record.method_stats = stats["method_stats"]
+        cell.record.fit_reused = stats.get("fit_reused")  # as when the pseudo samples were made
         cell.record.synthetic_path = _relative(synthetic_path(cell), Path(cell.cfg.out_dir))
     evaluate(cell, train_final(cell, synthetic, ctx, fitted))
     cell.record.substitutes = _dedupe(subs)

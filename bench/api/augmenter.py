@@ -123,6 +123,11 @@ class Augmenter(ABC):
         self.p = self.Params.from_dict(self.meta.name, params)
         self.params: dict[str, Any] = self.p.to_dict()
         self._fitted = False
+        # set by fit() in methods that cache what they learn: True when it loaded a generator trained by an
+        # earlier cell (a step sweep or an ablation that reuses one diffusion LM), False when it trained one;
+        # None when the method keeps no such cache. The runner records it; the grid's ETA prices only the
+        # cells that train
+        self.fit_reused: bool | None = None
         self.language: str | None = None
         self.labels: tuple[str, ...] = ()
 

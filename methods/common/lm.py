@@ -451,6 +451,7 @@ class LMAugmenter(Augmenter):
         self._model, stats = finetune_lora(self._model, self._tok, lines, cfg, seed=self.seed,
                                            adapter_dir=context.cache_dir(cache_name, key), prompt_lens=prompt_lens)
         self._fit_stats = {"lm": self._model_name, "lm_cache_key": stable_hash(key), **stats}
+        self.fit_reused = bool(stats.get("cached"))
 
     def _engine(self, context) -> str:
         """'llamacpp' or 'transformers' for this configuration and machine."""

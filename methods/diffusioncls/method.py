@@ -259,6 +259,7 @@ class DiffusionCLS(Augmenter):
             decoding=p.decoding, passes=p.passes, top_k=p.top_k, temperature=p.temperature,
             min_masked=p.min_masked, batch_size=p.gen_batch_size, seed=self.seed,
         )
+        self.fit_reused = bool(cached)
         self.fit_info = {"diffusion_lm_key": self._dlm_key, "cache_hit": bool(cached), "dlm_init": init,
                          **({"cache_damaged_retrained": damaged} if damaged else {}),
                          "cache_dir": str(cache) if cache else None, "training": train_info,

@@ -165,6 +165,8 @@ def test_model_based_methods_through_the_runner(csv_path, tmp_path, tiny_bert_di
     sw = recs["csv-tiny.csv__50pct__diffusioncls[step_group=2]__G-E__s0"]
     assert sw["method_info"]["params"]["step_group"] == 2
     assert sw["method_stats"]["fit"]["cache_hit"] is True
+    assert sw["fit_reused"] is True and d["fit_reused"] is False  # the record's typed fact, for the grid's ETA
+    assert recs["csv-tiny.csv__50pct__lambada__G-E__s0"]["fit_reused"] is False  # its LoRA adapter trained
     assert sw["method_stats"]["fit"]["diffusion_lm_key"] == d["method_stats"]["fit"]["diffusion_lm_key"]
     assert main(["report", str(out)]) == 0
     rep = out / "report"

@@ -177,7 +177,7 @@ def test_lambada_selects_by_proxy_round_robin(tmp_path, which, tiny_gpt2_dir, ti
 
     model = str(tiny_gpt2_dir if which == "gpt2" else tiny_llama_dir)
     lam = Lambada(seed=0, model=model, **LORA_FAST).fit(TRAIN, ctx(tmp_path))
-    assert lam._fit_stats["cached"] is False and lam._fit_stats["steps"] == 3
+    assert lam._fit_stats["cached"] is False and lam._fit_stats["steps"] == 3 and lam.fit_reused is False
     pairs = TRAIN[:6]
     counts = [2, 1, 1, 1, 1, 1]
     r = lam.augment(pairs, counts)
@@ -196,7 +196,7 @@ def test_lambada_selects_by_proxy_round_robin(tmp_path, which, tiny_gpt2_dir, ti
     assert lam.substitutes() == []
     # second fit reuses the cached adapter and generates the same samples
     lam2 = Lambada(seed=0, model=model, **LORA_FAST).fit(TRAIN, ctx(tmp_path))
-    assert lam2._fit_stats["cached"] is True
+    assert lam2._fit_stats["cached"] is True and lam2.fit_reused is True
     assert [s.text for s in lam2.augment(pairs, counts).synthetic] == [s.text for s in r.synthetic]
 
 

@@ -14,15 +14,16 @@ from bench.executors import (
     cost_model,
     default_cost,
     estimate_seconds,
+    fit_payers,
 )
 from bench.runner import CellSpec
 
 
-def _rec(family, originals, budget_steps, fit, augment, total, texts_per_step=None, status="ok"):
+def _rec(family, originals, budget_steps, fit, augment, total, texts_per_step=None, status="ok", fit_reused=None):
     training = {"texts_per_step": texts_per_step} if texts_per_step else {}
     return NS(status=status, method=family, method_info=NS(family=family), classifier={"batch_size": 16},
               counts=NS(train=originals), dev=NS(budget_steps=budget_steps, training=training),
-              timings={"fit": fit, "augment": augment, "total": total})
+              timings={"fit": fit, "augment": augment, "total": total}, fit_reused=fit_reused)
 
 
 def test_rates_come_from_records_and_scale_with_the_view():
@@ -52,3 +53,31 @@ def test_cell_scale_is_the_views_originals_and_its_budget(tmp_path):
 
     cfg = RunConfig.from_preset("quick", out_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), device="cpu")
     assert cell_scale(CellSpec("airline", "5pct", "eda", "G-E", 0), cfg) == REFERENCE_SCALE  # 505 tweets, 640 steps
+
+
+def test_a_reused_fit_does_not_make_the_next_training_look_cheap():
+    """One cell trained the diffusion LM (2,020 s), one loaded it (0.5 s): the LM's rate is the
+    training's, and only a cell that trains one pays it."""
+    m = cost_model([_rec("diffusioncls", 505, 640, 2020.0, 101.0, 3401.0, fit_reused=False),
+                    _rec("diffusioncls", 505, 640, 0.5, 101.0, 1381.5, fit_reused=True)])
+    c = m["diffusioncls"]
+    assert c.fit_per_original == pytest.approx(4.0)
+    assert c.per_original == pytest.approx((101.0 + 101.5) / 2 / 505)
+    assert c.seconds(505, 640) - c.seconds(505, 640, pays_fit=False) == pytest.approx(2020.0)
+    # a family whose records never trained the shared stage keeps the reference rate for it
+    only_reused = cost_model([_rec("diffusioncls", 505, 640, 0.5, 101.0, 1381.5, fit_reused=True)])
+    assert only_reused["diffusioncls"].fit_per_original == default_cost("diffusioncls").fit_per_original > 0
+
+
+def test_only_the_first_cell_of_a_shared_diffusion_lm_pays_for_it(tmp_path):
+    from bench.config import RunConfig
+
+    cfg = RunConfig.from_preset("quick", out_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), device="cpu")
+    cells = [CellSpec("airline", "5pct", m, "G/E", s) for s in (0, 1)
+             for m in ("diffusioncls", "diffusioncls-wo-nrt", "diffusioncls-las-centred", "eda")]
+    assert fit_payers(cells, [], cfg) == {
+        f"airline__5pct__{m}__G-E__s{s}" for s in (0, 1) for m in ("diffusioncls", "diffusioncls-las-centred", "eda")}
+    done = NS(status="ok", dataset="airline", view="5pct", method="diffusioncls-wo-nrt", seed=0)
+    assert fit_payers(cells, [done], cfg) == {
+        "airline__5pct__diffusioncls-las-centred__G-E__s0", "airline__5pct__eda__G-E__s0",
+        *(f"airline__5pct__{m}__G-E__s1" for m in ("diffusioncls", "diffusioncls-las-centred", "eda"))}

@@ -74,7 +74,7 @@ def test_the_per_anchor_form_multiplies_the_gradient_by_about_k():
 
 def test_fit_augment_provenance_determinism_and_cache(proxy, tmp_path):
     m = _method("diffusioncls", **TINY).fit(TRAIN, _context(proxy, tmp_path))
-    assert m.fit_info["cache_hit"] is False
+    assert m.fit_info["cache_hit"] is False and m.fit_reused is False
     assert m.fit_info["dlm_init"] == "proxy"  # auto: a masked LM with its own trained head -> the paper's init
     res = m.augment(TRAIN[:3], 4)
     assert res.produced == 12 and not res.shortfall
@@ -91,6 +91,7 @@ def test_fit_augment_provenance_determinism_and_cache(proxy, tmp_path):
     m2 = _method("diffusioncls", step_group=2, decoding="iterative", passes=2, **TINY)
     m2.fit(TRAIN, _context(proxy, tmp_path))
     assert m2.fit_info["cache_hit"] is True and m2.fit_info["diffusion_lm_key"] == m.fit_info["diffusion_lm_key"]
+    assert m2.fit_reused is True
     assert [s.provenance["step"] for s in m2.augment(TRAIN[:1], 4).synthetic] == [5, 6, 7, 8]
     # label prompt off trains another LM
     m3 = _method("diffusioncls-wo-lap", **TINY).fit(TRAIN, _context(proxy, tmp_path))

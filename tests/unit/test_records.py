@@ -66,3 +66,12 @@ def test_docs_records_md_is_generated_from_the_schema():
     m = re.search(r"<!-- schema:begin[^\n]*-->\n(.*)<!-- schema:end -->", text, flags=re.S)
     assert m, "docs/records.md lost its generated section markers"
     assert m.group(1) == schema_markdown(), "docs/records.md is stale: regenerate it from `python -m bench ls schema`"
+
+
+def test_a_record_from_before_fit_reused_takes_it_from_the_methods_fit_statistics():
+    base = CellRecord(cell_id="a__5pct__m__G-E__s0", dataset="a", view="5pct", method="m", policy="G/E", seed=0)
+    d = base.to_json()
+    d.pop("fit_reused")
+    assert CellRecord.from_json({**d, "method_stats": {"fit": {"cache_hit": True}}}).fit_reused is True
+    assert CellRecord.from_json({**d, "method_stats": {"fit": {"cached": False}}}).fit_reused is False
+    assert CellRecord.from_json(d).fit_reused is None
