@@ -20,9 +20,11 @@ class Event:
     stage: str
     done: int = 0  # steps done in the stage (0 when the stage has no steps)
     total: int = 0
+    detail: str = ""  # a method's own status line (e.g. its diffusion LM's training step)
 
     def text(self) -> str:
-        return f"{self.stage} {self.done}/{self.total}" if self.total else self.stage
+        head = f"{self.stage} {self.done}/{self.total}" if self.total else self.stage
+        return f"{head}: {self.detail}" if self.detail else head
 
 
 def set_sink(sink: Callable[[Event], None] | None) -> None:
@@ -44,3 +46,9 @@ def stage(name: str) -> None:
 def step(name: str, done: int, total: int) -> None:
     if _SINK is not None and _CELL is not None:
         _SINK(Event(_CELL, name, done, total))
+
+
+def note(name: str, detail: str) -> None:
+    """A method's status line within a stage (``FitContext.progress``): a long fit is not a silent one."""
+    if _SINK is not None and _CELL is not None:
+        _SINK(Event(_CELL, name, detail=detail))

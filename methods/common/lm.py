@@ -449,7 +449,8 @@ class LMAugmenter(Augmenter):
         cfg = tune_config(self.p, batch_size, max_length)
         key = {**key, "model": self._model_name, "tune": cfg.key(), "seed": self.seed}
         self._model, stats = finetune_lora(self._model, self._tok, lines, cfg, seed=self.seed,
-                                           adapter_dir=context.cache_dir(cache_name, key), prompt_lens=prompt_lens)
+                                           adapter_dir=context.cache_dir(cache_name, key), prompt_lens=prompt_lens,
+                                           progress=context.progress)
         self._fit_stats = {"lm": self._model_name, "lm_cache_key": stable_hash(key), **stats}
         self.fit_reused = bool(stats.get("cached"))
 

@@ -149,6 +149,7 @@ def train_diffusion_lm(model, tok, toks, weights, label_ids: Sequence[int] | Non
     if max_steps:
         total = min(total, int(max_steps))
     opt, sched = _dlm_optimizer(model, lr, weight_decay, total)
+    every = max(1, total // 20)
     history, step = [], 0
     t0, c0 = time.perf_counter(), time.process_time()
     model.train()
@@ -169,6 +170,8 @@ def train_diffusion_lm(model, tok, toks, weights, label_ids: Sequence[int] | Non
             losses.append(loss.item())
             masked.append(rate)
             step += 1
+            if progress and step % every == 0:  # about 20 lines over the training
+                progress(f"diffusion LM step {step}/{total} loss {sum(losses[-every:]) / len(losses[-every:]):.3f}")
         history.append({"epoch": epoch + 1, "loss": sum(losses) / max(1, len(losses)),
                         "mask_rate": sum(masked) / max(1, len(masked)), "steps": len(losses)})
         if progress:

@@ -28,9 +28,9 @@ def proxy(tiny_bert_dir):
     return TrainedClassifier(model, tok, LABELS, ClassifierConfig(backbone=str(tiny_bert_dir)))
 
 
-def _context(proxy, tmp_path, seed=0):
+def _context(proxy, tmp_path, seed=0, progress=None):
     return FitContext(language="en", labels=LABELS, seed=seed, backbone=proxy.config.backbone,
-                      cache_root=tmp_path, proxy_factory=lambda: proxy)
+                      cache_root=tmp_path, proxy_factory=lambda: proxy, progress=progress)
 
 
 def _method(name, **params):
@@ -73,8 +73,11 @@ def test_the_per_anchor_form_multiplies_the_gradient_by_about_k():
 
 
 def test_fit_augment_provenance_determinism_and_cache(proxy, tmp_path):
-    m = _method("diffusioncls", **TINY).fit(TRAIN, _context(proxy, tmp_path))
+    lines = []
+    m = _method("diffusioncls", **TINY).fit(TRAIN, _context(proxy, tmp_path, progress=lines.append))
     assert m.fit_info["cache_hit"] is False and m.fit_reused is False
+    steps = m.fit_info["training"]["steps"]  # a long fit says where it is: its steps, then each epoch
+    assert f"diffusion LM step {steps}/{steps}" in " ".join(lines) and lines[-1].startswith("diffusion LM epoch 1/1")
     assert m.fit_info["dlm_init"] == "proxy"  # auto: a masked LM with its own trained head -> the paper's init
     res = m.augment(TRAIN[:3], 4)
     assert res.produced == 12 and not res.shortfall

@@ -99,3 +99,21 @@ def test_an_unreachable_hub_is_one_clear_error(monkeypatch):
         locate("no-such-org/no-such-model")
     with pytest.raises(ModelNotAvailable, match="cannot be reached"):
         C.locate("no-such-org/no-such-model")
+
+
+def test_a_methods_status_lines_reach_the_progress_bar_as_its_cells_fit_stage(tmp_path):
+    from bench import progress
+    from bench.config import RunConfig
+    from bench.runner import open_cell
+
+    cfg = RunConfig.from_preset("quick", out_dir=str(tmp_path), cache_dir=str(tmp_path / "c"))
+    events = []
+    progress.set_sink(events.append)
+    progress.set_cell("airline__5pct__diffusioncls__G-E__s0")
+    try:
+        open_cell(CellSpec("airline", "5pct", "diffusioncls", "G/E", 0), cfg).fit_context().progress(
+            "diffusion LM step 25/508 loss 5.1")
+    finally:
+        progress.set_sink(None)
+        progress.set_cell(None)
+    assert [e.text() for e in events] == ["fit: diffusion LM step 25/508 loss 5.1"]
