@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import progress, runner
+from bench.api import AugmenterError
+from bench.api.registry import UnknownName
 from bench.config import RunConfig
 from bench.runner import CellResult, CellSpec, dataset_label, make_augmenter, open_cell
 
@@ -321,14 +323,17 @@ def fit_payers(cells: list[CellSpec], records: Iterable, cfg: RunConfig) -> set[
     """The cells that would train their shared stage: the first cell of each (dataset, view, seed,
     shared work key) whose stage no finished record made. A cell whose method shares nothing pays its
     own fit."""
-    from methods import METHODS
-
     def key(dataset: str, view: str, method: str, seed: int) -> str | None:
         k = make_augmenter(CellSpec(dataset, view, method, "-", seed), cfg).shared_work_key()
         return None if k is None else json.dumps([dataset_label(dataset), view, seed, k], sort_keys=True, default=str)
 
-    made = {key(r.dataset, r.view, r.method, r.seed) for r in records
-            if r.status == "ok" and r.method != "none" and r.method in METHODS}
+    def made_by(r) -> str | None:  # a record of a method this code no longer knows made nothing reusable
+        try:
+            return key(r.dataset, r.view, r.method, r.seed)
+        except (UnknownName, AugmenterError):
+            return None
+
+    made = {made_by(r) for r in records if r.status == "ok" and r.method != "none"}
     payers = set()
     for c in cells:
         k = key(c.dataset, c.view, c.method, c.seed)

@@ -77,7 +77,9 @@ def test_only_the_first_cell_of_a_shared_diffusion_lm_pays_for_it(tmp_path):
              for m in ("diffusioncls", "diffusioncls-wo-nrt", "diffusioncls-las-centred", "eda")]
     assert fit_payers(cells, [], cfg) == {
         f"airline__5pct__{m}__G-E__s{s}" for s in (0, 1) for m in ("diffusioncls", "diffusioncls-las-centred", "eda")}
-    done = NS(status="ok", dataset="airline", view="5pct", method="diffusioncls-wo-nrt", seed=0)
-    assert fit_payers(cells, [done], cfg) == {
+    done = NS(status="ok", dataset="airline", view="5pct", method="diffusioncls-wo-nrt[mask_draws=independent]",
+              seed=0)
+    gone = NS(status="ok", dataset="airline", view="5pct", method="a-method-since-removed", seed=1)
+    assert fit_payers(cells, [done, gone], cfg) == {
         "airline__5pct__diffusioncls-las-centred__G-E__s0", "airline__5pct__eda__G-E__s0",
         *(f"airline__5pct__{m}__G-E__s1" for m in ("diffusioncls", "diffusioncls-las-centred", "eda"))}
