@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -29,9 +30,10 @@ from bench.api.hub import ModelNotAvailable, frozen_parts
 HEAD_DIM = 256
 # part of the feature cache's key and of frozen classifiers' keys. Features: 2 = every weight loaded (1 read
 # Gemma 3 from a randomly initialised base), 3 = every layer's mean-pooled states cached per text. Head:
-# 2 = inputs standardised per dimension on the training texts.
+# 2 = inputs standardised per dimension on the training texts; 3 = the head's initial weights drawn from
+# the caller's seed alone (2 drew them after the encoder load's random initialisations had moved torch's RNG).
 FEATURES_VERSION = 3
-HEAD_VERSION = 2
+HEAD_VERSION = 3
 
 
 def encoder_path(backbone: str) -> str:
@@ -71,23 +73,33 @@ class FrozenFeatureModel(torch.nn.Module):
         return SimpleNamespace(logits=self.out(h), hidden_states=(h.unsqueeze(1),) if output_hidden_states else None)
 
     def features(self, input_ids, attention_mask) -> torch.Tensor:
-        """Mean-pooled hidden states of the chosen layer, one per row. Every layer's are computed at once
-        (without gradient) and cached per text, so choosing another layer costs no encoder pass."""
+        """Mean-pooled hidden states of the chosen layer, one per row. The layers up to it are run (no
+        gradient) and every one of their states is cached per text, so a shallower layer costs no encoder
+        pass; a deeper one recomputes the texts whose entries stop short of it."""
         keys = [self._key(r[m.bool()]) for r, m in zip(input_ids, attention_mask)]
-        missing = [i for i, k in enumerate(keys) if self._lookup(k) is None]
+        depth = self._depth()
+        missing = [i for i, k in enumerate(keys) if (f := self._lookup(k)) is None or len(f) < depth]
         if missing:
-            with torch.no_grad():
+            with torch.no_grad(), _first_layers(self.encoder, depth):
                 was = self.encoder.training
                 self.encoder.eval()
                 out = self.encoder(input_ids=input_ids[missing], attention_mask=attention_mask[missing],
                                    output_hidden_states=True)
                 self.encoder.train(was)
-            hs = torch.stack(out.hidden_states, 1)  # rows x layers x positions x hidden
+            hs = torch.stack(out.hidden_states[:depth], 1)  # rows x layers x positions x hidden
             m = attention_mask[missing][:, None, :, None].to(hs.dtype)
             pooled = (hs * m).sum(2) / m.sum(2).clamp_min(1)
             for i, f in zip(missing, pooled):
                 self._store(keys[i], f.detach().float().cpu())
-        return torch.stack([self._memo[k][self.layer] for k in keys]).to(input_ids.device)
+        at = self.layer % (self.encoder.config.num_hidden_layers + 1)  # a negative layer counts from the last
+        return torch.stack([self._memo[k][at] for k in keys]).to(input_ids.device)
+
+    def _depth(self) -> int:
+        """How many hidden-state entries (embeddings first) a text's cached features must hold for the
+        chosen layer: up to it, or all of them for the last (whose entry is after the final norm)."""
+        n = self.encoder.config.num_hidden_layers
+        at = self.layer % (n + 1)
+        return n + 1 if at >= n - 1 else at + 1
 
     def fit_scaler(self, batches) -> None:
         """Mean and standard deviation per dimension of the features of the training texts, given as
@@ -140,6 +152,23 @@ class FrozenFeatureModel(torch.nn.Module):
         return self
 
 
+@contextmanager
+def _first_layers(encoder, depth: int):
+    """Run only the decoder layers that ``depth`` hidden-state entries need (entry ``k`` is layer ``k``'s
+    output; the first ``depth`` entries of a model cut to ``depth`` layers are the full model's, the
+    last cut entry being after the final norm, hence one layer more than ``depth - 1``). Gemma 3 270M's
+    layer 9 costs 10 of its 18 layers. An encoder without a ``layers`` list runs whole."""
+    layers = getattr(encoder, "layers", None)
+    if not isinstance(layers, torch.nn.ModuleList) or depth >= len(layers) + 1:
+        yield
+        return
+    encoder.layers = layers[:depth]
+    try:
+        yield
+    finally:
+        encoder.layers = layers
+
+
 def feature_dir(backbone: str, max_length: int) -> Path:
     """Where a frozen model's features live: keyed by the model's files and the truncation length."""
     from bench.api.hashing import stable_hash
@@ -155,19 +184,19 @@ def feature_dir(backbone: str, max_length: int) -> Path:
 def load_encoder(path: str):
     """The model's base (no LM head), with every weight from the checkpoint.
 
-    ``AutoModel`` on a causal-LM checkpoint whose base class declares no prefix (Gemma 3 in transformers
-    5: weights saved under ``model.``) loads none of them and initialises the base at random without
-    an error; features from it would be noise (the suite's first frozen-Gemma runs were, see
-    docs/design.md). So a base with missing weights is loaded as the causal LM and its decoder kept,
-    and weights still missing are an error. (Loading the causal LM directly would save a load, but the
-    first load's random initialisation advances torch's RNG before the head is initialised, and the
-    committed frozen-Gemma records were made that way; change both together.)"""
-    from transformers import AutoModel, AutoModelForCausalLM
+    A causal-LM checkpoint (``config.architectures`` ``*ForCausalLM``) is loaded as the causal LM and
+    its decoder kept: ``AutoModel`` on one whose base class declares no prefix (Gemma 3 in transformers
+    5: weights saved under ``model.``) loads none of them and initialises the base at random without an
+    error; features from it would be noise (the suite's first frozen-Gemma runs were, see
+    docs/design.md). Other checkpoints load with ``AutoModel``. Weights still missing are an error."""
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-    model, info = AutoModel.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
-    if info["missing_keys"]:
+    archs = getattr(AutoConfig.from_pretrained(path), "architectures", None) or []
+    if any(a.endswith("ForCausalLM") for a in archs):
         lm, info = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
         model = lm.get_decoder()
+    else:
+        model, info = AutoModel.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
     missing = [k for k in info["missing_keys"] if not k.startswith("lm_head.")]
     if missing:
         raise ModelNotAvailable(f"frozen backbone at {path}: {len(missing)} weights are not in the checkpoint "
@@ -183,7 +212,8 @@ def load_frozen(backbone: str, num_labels: int, max_length: int, device: str = "
     tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    encoder = load_encoder(path)
+    with torch.random.fork_rng(devices=[]):  # loading may draw random numbers: the head's init must not see them
+        encoder = load_encoder(path)
     layer = frozen_parts(backbone)[1]
     n = encoder.config.num_hidden_layers
     if layer is not None and not -n - 1 <= layer <= n:

@@ -61,6 +61,32 @@ def test_the_frozen_encoder_has_the_checkpoints_weights(fixture, request):
     assert all(torch.equal(got[k], want[k]) for k in want)
 
 
+@pytest.mark.parametrize("fixture", ["tiny_gemma3_dir", "tiny_llama_dir"])
+def test_the_heads_first_weights_follow_the_seed_not_the_load(fixture, request, monkeypatch):
+    """Loading a checkpoint may draw random numbers (initialising weights it then overwrites); the head
+    must start from the same weights as one built right after seeding, whatever the load drew."""
+    import bench.frozen as frozen
+
+    path = str(request.getfixturevalue(fixture))
+    torch.manual_seed(7)
+    _, model = frozen.load_frozen(f"frozen:{path}", 3, 16)
+    torch.manual_seed(7)
+    want = frozen.FrozenFeatureModel(model.encoder, 3, model.feature_dir)
+    for a, b in zip([*model.head.parameters(), *model.out.parameters()],
+                    [*want.head.parameters(), *want.out.parameters()]):
+        assert torch.equal(a, b)
+    real = frozen.load_encoder
+
+    def drawing(p):  # a load that draws more random numbers than the real one changes nothing
+        torch.rand(1000)
+        return real(p)
+
+    monkeypatch.setattr(frozen, "load_encoder", drawing)
+    torch.manual_seed(7)
+    _, again = frozen.load_frozen(f"frozen:{path}", 3, 16)
+    assert torch.equal(again.out.weight, model.out.weight)
+
+
 def test_a_checkpoint_without_the_weights_is_an_error(tiny_gemma3_dir, tmp_path):
     import shutil
 
@@ -85,7 +111,7 @@ def test_frozen_classifiers_are_keyed_by_the_feature_version():
 
 
 def test_a_layer_other_than_the_last(tiny_llama_dir, tmp_path, monkeypatch):
-    """``frozen:<model>@<layer>`` reads that layer's mean-pooled states; one encoder pass caches every layer."""
+    """``frozen:<model>@<layer>`` reads that layer's mean-pooled states; the last layer's pass caches every layer."""
     from transformers import AutoModel
 
     from bench.api.hub import frozen_parts
@@ -106,6 +132,41 @@ def test_a_layer_other_than_the_last(tiny_llama_dir, tmp_path, monkeypatch):
     assert len(list((tmp_path / "home" / "features").rglob("*.pt"))) == 2  # shared by both layers
     with pytest.raises(ValueError, match="out of range"):
         load_frozen(f"frozen:{tiny_llama_dir}@9", 2, 16)
+
+
+def test_a_shallow_layer_runs_only_the_layers_it_reads(tiny_tok_dir, tmp_path, monkeypatch):
+    """Layer 1 of 4 runs 2 decoder layers and caches their states; the last layer then recomputes the
+    texts (4 layers, the final norm's entry last), and layer 1 and -2 read the deeper entries right."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from bench.frozen import load_frozen
+    from tests.tiny_models import _ids, _save
+
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path / "home"))
+    torch.manual_seed(0)
+    cfg = Gemma3TextConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=2,
+                           num_key_value_heads=1, head_dim=16, max_position_embeddings=128, sliding_window=4,
+                           **_ids(tiny_tok_dir))
+    path = _save(Gemma3ForCausalLM(cfg), tiny_tok_dir, tmp_path / "g4")
+    tok, shallow = load_frozen(f"frozen:{path}@1", 2, 16)
+    enc = tok(["the crew was kind to us", "late again"], return_tensors="pt", padding=True)
+    ref = Gemma3ForCausalLM.from_pretrained(str(path)).get_decoder()(**enc, output_hidden_states=True).hidden_states
+    m = enc["attention_mask"][..., None].float()
+    pooled = [(h * m).sum(1) / m.sum(1) for h in ref]
+    calls = []
+    for layer in shallow.encoder.layers:
+        layer.register_forward_hook(lambda *a: calls.append(1))
+    assert torch.allclose(shallow.features(enc["input_ids"], enc["attention_mask"]), pooled[1], atol=1e-5)
+    assert len(calls) == 2 and len(shallow.encoder.layers) == 4  # two layers run, the model left whole
+    cached = list((tmp_path / "home" / "features").rglob("*.pt"))
+    assert len(cached) == 2 and all(len(torch.load(f)) == 2 for f in cached)
+    _, last = load_frozen(f"frozen:{path}", 2, 16)
+    assert torch.allclose(last.features(enc["input_ids"], enc["attention_mask"]), pooled[-1], atol=1e-5)
+    assert all(len(torch.load(f)) == 5 for f in cached)
+    for spec, want in ((f"frozen:{path}@1", pooled[1]), (f"frozen:{path}@-2", pooled[3])):
+        _, model = load_frozen(spec, 2, 16)
+        model.encoder.forward = None  # read from the cache: no encoder pass
+        assert torch.allclose(model.features(enc["input_ids"], enc["attention_mask"]), want, atol=1e-5)
 
 
 def test_head_lr_is_a_frozen_heads_rate_and_only_its_key():
