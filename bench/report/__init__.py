@@ -62,7 +62,8 @@ def build_report(
 
     Writes to ``out_dir`` (default ``RUN/report/``):
 
-    - ``table2.{md,csv,tex}``, ``table9.*``, ``table3.*``, ``table4.*``, ``aggregate.*`` (a table with no
+    - ``table2.{md,csv,tex}``, ``table9.*``, ``table3.*`` (accuracy, the paper's), ``table3_f1.*``
+      (macro-F1), ``table4.*``, ``aggregate.*`` (a table with no
       records renders a one-line note; its CSV is empty); ``table1.{md,csv}`` (DiffusionCLS examples:
       original, masked, generated);
     - ``records.csv`` and ``records.parquet``: :func:`bench.results.load` (one row per cell, every record

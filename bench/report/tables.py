@@ -463,6 +463,13 @@ def table3(df: pd.DataFrame, n_boot: int = stats.DEFAULT_BOOT, seed: int = stats
                              "accuracy", n_boot, seed)
 
 
+def table3_f1(df: pd.DataFrame, n_boot: int = stats.DEFAULT_BOOT, seed: int = stats.DEFAULT_SEED) -> Table:
+    """Table 3 in macro-F1: the paper reports k-shot accuracy only; macro-F1 is the suite's metric
+    everywhere else and tells a classifier that predicts mostly one class from one that separates them."""
+    return _views_as_columns(df, "table3_f1", "Table 3, macro-F1: k-shot macro-F1 (the paper reports accuracy)",
+                             lambda d: d["shots"].notna(), "macro_f1", n_boot, seed)
+
+
 # ---------------------------------------------------------------- aggregate over data sets (rliable)
 
 
@@ -555,7 +562,8 @@ def costs(df: pd.DataFrame) -> Table:
 
 def all_tables(df: pd.DataFrame, n_boot: int = stats.DEFAULT_BOOT, seed: int = stats.DEFAULT_SEED) -> list[Table]:
     t2, t3, t4 = table2(df, n_boot, seed), table3(df, n_boot, seed), table4(df, n_boot, seed)
-    return [t2, table9(df, n_boot, seed), t3, t4, aggregate(df, "macro_f1", n_boot, seed), costs(df),
+    return [t2, table9(df, n_boot, seed), t3, table3_f1(df, n_boot, seed), t4, aggregate(df, "macro_f1", n_boot, seed),
+            costs(df),
             summary([t2, t3, t4])]
 
 

@@ -41,7 +41,7 @@ def test_build_report_writes_every_part(report):
     run, r = report
     out = run / "report"
     assert r["out_dir"] == str(out)
-    for name in ("table2", "table9", "table3", "table4", "aggregate", "costs", "diversity"):
+    for name in ("table2", "table9", "table3", "table3_f1", "table4", "aggregate", "costs", "diversity"):
         for ext in ("md", "csv", "tex"):
             assert (out / f"{name}.{ext}").is_file(), f"{name}.{ext}"
     for fig in ("schedule", "fig5_fraction", "fig6_step_group", "fig7_tsne", "diversity_map"):
@@ -75,7 +75,8 @@ def test_report_without_figures_or_data_still_writes_tables(tmp_path):
 def test_empty_run_still_writes_every_table(tmp_path):
     (tmp_path / "records").mkdir()
     r = build_report(tmp_path, train_data=None, figures=False)
-    assert set(r["tables"]) == {"table1", "table2", "table9", "table3", "table4", "aggregate", "costs", "summary"}
+    assert set(r["tables"]) == {"table1", "table2", "table9", "table3", "table3_f1", "table4", "aggregate", "costs",
+                            "summary"}
     assert "no diffusioncls records" in (tmp_path / "report" / "table1.md").read_text(encoding="utf-8")
     assert "No records" in (tmp_path / "report" / "table2.md").read_text(encoding="utf-8")
     with pytest.raises(FileNotFoundError):

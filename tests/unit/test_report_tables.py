@@ -70,9 +70,9 @@ def check_golden(name: str, text: str):
         f"{name} differs from {path}; if intended: REPORT_UPDATE_GOLDEN=1 python -m pytest {__file__}")
 
 
-@pytest.mark.parametrize("name", ["table2", "table9", "table3", "table4", "aggregate", "summary"])
+@pytest.mark.parametrize("name", ["table2", "table9", "table3", "table3_f1", "table4", "aggregate", "summary"])
 def test_rendered_markdown_matches_golden(frame, name):
-    fn = {"table2": T.table2, "table9": T.table9, "table3": T.table3, "table4": T.table4,
+    fn = {"table2": T.table2, "table9": T.table9, "table3": T.table3, "table3_f1": T.table3_f1, "table4": T.table4,
           "aggregate": T.aggregate,
           "summary": lambda f, n_boot, seed: T.summary([T.table2(f, n_boot, seed), T.table3(f, n_boot, seed),
                                                         T.table4(f, n_boot, seed)])}[name]
