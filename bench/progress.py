@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 _SINK: Callable[[Event], None] | None = None
 _CELL: str | None = None
+_STAGE = ""
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ def set_cell(cell_id: str | None) -> None:
 
 
 def stage(name: str) -> None:
+    global _STAGE
+    _STAGE = name
     if _SINK is not None and _CELL is not None:
         _SINK(Event(_CELL, name))
 
@@ -52,3 +55,9 @@ def note(name: str, detail: str) -> None:
     """A method's status line within a stage (``FitContext.progress``): a long fit is not a silent one."""
     if _SINK is not None and _CELL is not None:
         _SINK(Event(_CELL, name, detail=detail))
+
+
+def status(detail: str) -> None:
+    """A method's status line in whatever stage its cell is in (``FitContext.progress``: a method that
+    keeps it reports its sampling during ``augment`` as well as its training during ``fit``)."""
+    note(_STAGE or "fit", detail)

@@ -268,7 +268,7 @@ class Cell:
                           backbone=self.clf.backbone, cache_root=Path(self.cfg.cache_dir) / "methods",
                           proxy_factory=self.proxy, device=self.cfg.device,
                           proxy_key=proxy_key(self.spec, self.data, self.base_clf()), proxy_on=self.proxy_on,
-                          progress=functools.partial(progress.note, "fit"))
+                          progress=progress.status)
 
     def base_clf(self) -> ClassifierConfig:
         """The classifier settings of the proxy (no method's overrides)."""

@@ -101,7 +101,8 @@ class Lambada(LMAugmenter):
         # llama.cpp takes all k sequences of the prompt at once; transformers in calls of gen_batch_size
         per_call = k if self._sampler is not None else max(1, min(p.gen_batch_size, k))
         outs = self.sample([prompt] * math.ceil(k / per_call), per_call, seed=seed, max_new_tokens=p.max_new_tokens,
-                           temperature=p.temperature, top_p=p.top_p, top_k=p.top_k, batch_size=per_call)
+                           temperature=p.temperature, top_p=p.top_p, top_k=p.top_k, batch_size=per_call,
+                           what=f"sampled {label!r}")
         return [t for ts in outs for t in ts][:k]
 
     def cut_at_sep(self, text: str) -> tuple[str, bool]:

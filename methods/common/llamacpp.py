@@ -37,7 +37,7 @@ import ctypes
 import functools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -781,16 +781,17 @@ class LlamaCppSampler:
     # ------------------------------------------------------------------------------ sampling
     def sample(self, prompts: Sequence[str], num_return_sequences: int, seed: int, max_new_tokens: int = 48,
                temperature: float = 1.0, top_p: float = 0.95, top_k: int = 0,
-               stop: Sequence[str] = ()) -> list[list[str]]:
+               stop: Sequence[str] = (), progress: Callable[[int, int], None] | None = None) -> list[list[str]]:
         """For each prompt, ``num_return_sequences`` sampled continuations (prompt stripped, special
         tokens removed, whitespace normalised), like :func:`methods.common.lm.sample_causal`.
 
         Sequence ``j`` of prompt ``i`` draws from its own generator seeded by ``(seed, i, j)``, so the
         same call gives the same texts. ``temperature <= 0`` decodes greedily. A sequence ends at an
         end-of-generation token, after ``max_new_tokens``, or at the first of the ``stop`` strings
-        (cut before it).
+        (cut before it). ``progress(done, total)`` hears about every twentieth finished sequence.
         """
-        texts = self.generate(prompts, num_return_sequences, seed, max_new_tokens, temperature, top_p, top_k, stop)
+        texts = self.generate(prompts, num_return_sequences, seed, max_new_tokens, temperature, top_p, top_k, stop,
+                              progress)
         return [[" ".join(t.split()) for t in row] for row in texts]
 
     def greedy(self, prompts: Sequence[str], max_new_tokens: int = 48, stop: Sequence[str] = ()) -> list[str]:
@@ -798,14 +799,15 @@ class LlamaCppSampler:
         return [row[0] for row in self.generate(prompts, 1, 0, max_new_tokens, 0.0, 1.0, 0, stop)]
 
     def generate(self, prompts: Sequence[str], num_return_sequences: int, seed: int, max_new_tokens: int,
-                 temperature: float, top_p: float, top_k: int, stop: Sequence[str] = ()) -> list[list[str]]:
+                 temperature: float, top_p: float, top_k: int, stop: Sequence[str] = (),
+                 progress: Callable[[int, int], None] | None = None) -> list[list[str]]:
         """:meth:`sample` without the whitespace normalisation (the raw decoded continuations)."""
         if max_new_tokens < 1 or num_return_sequences < 1:
             return [[""] * max(0, num_return_sequences) for _ in prompts]
         prompt_ids = [self.tokenize(p) for p in prompts]
         self._check_fits(prompt_ids, max_new_tokens)
         jobs = [(i, j) for i in range(len(prompts)) for j in range(num_return_sequences)]
-        run = _Run(self, prompt_ids, jobs, seed, max_new_tokens, (temperature, top_p, top_k), tuple(stop))
+        run = _Run(self, prompt_ids, jobs, seed, max_new_tokens, (temperature, top_p, top_k), tuple(stop), progress)
         done = run.loop()
         out: list[list[str]] = [[""] * num_return_sequences for _ in prompts]
         for (i, j), text in done.items():
@@ -874,9 +876,12 @@ class _Run:
     together evaluate it once; the others get a copy of its KV stream and sample from its logits.
     """
 
-    def __init__(self, engine: LlamaCppSampler, prompt_ids, jobs, seed, max_new_tokens, sampling, stop):
+    def __init__(self, engine: LlamaCppSampler, prompt_ids, jobs, seed, max_new_tokens, sampling, stop,
+                 progress: Callable[[int, int], None] | None = None):
         self.e, self.prompt_ids, self.seed = engine, prompt_ids, int(seed)
         self.pending = list(reversed(jobs))
+        self.progress, self.total = progress, len(jobs)
+        self.every = max(1, len(jobs) // 20)
         self.max_new, self.sampling, self.stop = int(max_new_tokens), sampling, stop
         self.active: list[_Seq] = []  # active[i].slot == i
         self.done: dict[tuple[int, int], str] = {}
@@ -965,6 +970,9 @@ class _Run:
 
     def _finish(self, s: _Seq, text: str | None = None) -> bool:
         self.done[(s.prompt, s.copy)] = s.text.decode("utf-8", errors="replace") if text is None else text
+        n = len(self.done)
+        if self.progress is not None and (n % self.every == 0 or n == self.total):
+            self.progress(n, self.total)
         return True
 
     def _retire(self, s: _Seq) -> None:

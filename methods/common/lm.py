@@ -328,9 +328,10 @@ def cast_for_sampling(model, dtype: str):
 
 def sample_causal(model, tok, prompts: Sequence[str], num_return_sequences: int, seed: int,
                   max_new_tokens: int = 48, temperature: float = 1.0, top_p: float = 0.95, top_k: int = 0,
-                  batch_size: int = 16) -> list[list[str]]:
+                  batch_size: int = 16, progress: Callable[[int, int], None] | None = None) -> list[list[str]]:
     """For each prompt, ``num_return_sequences`` sampled continuations (prompt stripped, special
-    tokens removed, whitespace normalised). Left padding; seeded per batch."""
+    tokens removed, whitespace normalised). Left padding; seeded per batch. ``progress(done, total)``
+    hears after each batch."""
     import torch
 
     old_side = tok.padding_side
@@ -353,6 +354,8 @@ def sample_causal(model, tok, prompts: Sequence[str], num_return_sequences: int,
             for k in range(len(chunk)):
                 out.append([" ".join(t.split()) for t in
                             texts[k * num_return_sequences:(k + 1) * num_return_sequences]])
+            if progress is not None:
+                progress(len(out) * num_return_sequences, len(prompts) * num_return_sequences)
     finally:
         tok.padding_side = old_side
     return out
@@ -412,6 +415,7 @@ class LMAugmenter(Augmenter):
         self._substitute_reason: str | None = None
         self._fit_stats: dict[str, Any] = {}
         self._sampler = None  # a LlamaCppSampler when sampling goes through llama.cpp
+        self._progress: Callable[[str], None] | None = None  # the cell's status line (FitContext.progress)
 
     def label_word(self, label: str) -> str:
         """The label as the prompt writes it (Chinese words for a Chinese generator)."""
@@ -453,6 +457,7 @@ class LMAugmenter(Augmenter):
                                            progress=context.progress)
         self._fit_stats = {"lm": self._model_name, "lm_cache_key": stable_hash(key), **stats}
         self.fit_reused = bool(stats.get("cached"))
+        self._progress = context.progress  # sampling (in augment) reports through it too
 
     def _engine(self, context) -> str:
         """'llamacpp' or 'transformers' for this configuration and machine."""
@@ -486,13 +491,17 @@ class LMAugmenter(Augmenter):
                                      d / "model.f16.gguf", n_threads=torch.get_num_threads(), n_ctx=n_ctx)
 
     def sample(self, prompts: Sequence[str], n: int, seed: int, max_new_tokens: int, temperature: float,
-               top_p: float, top_k: int, batch_size: int) -> list[list[str]]:
-        """``n`` sampled continuations per prompt, through the engine chosen in :meth:`_prepare_sampling`."""
+               top_p: float, top_k: int, batch_size: int, what: str = "sampled") -> list[list[str]]:
+        """``n`` sampled continuations per prompt, through the engine chosen in :meth:`_prepare_sampling`;
+        the cell's progress line says ``<what> <done>/<total>`` as sequences finish."""
+        say = self._progress
+        progress = None if say is None else (lambda done, total: say(f"{what} {done}/{total}"))
         if self._sampler is not None:
             return self._sampler.sample(list(prompts), n, seed=seed, max_new_tokens=max_new_tokens,
-                                        temperature=temperature, top_p=top_p, top_k=top_k)
+                                        temperature=temperature, top_p=top_p, top_k=top_k, progress=progress)
         return sample_causal(self._model, self._tok, prompts, n, seed=seed, max_new_tokens=max_new_tokens,
-                             temperature=temperature, top_p=top_p, top_k=top_k, batch_size=batch_size)
+                             temperature=temperature, top_p=top_p, top_k=top_k, batch_size=batch_size,
+                             progress=progress)
 
     def substitutes(self) -> list[dict[str, str]]:
         if not self._substitute_reason:

@@ -194,6 +194,14 @@ def test_sample_normalises_like_sample_causal(sampler):
     assert norm == [[" ".join(t.split()) for t in row] for row in raw]
 
 
+def test_progress_hears_finished_sequences_and_changes_nothing(sampler):
+    heard = []
+    kw = dict(max_new_tokens=10, temperature=1.0, top_p=0.95, top_k=0)
+    texts = sampler.sample(PROMPTS[:2], 20, seed=4, progress=lambda done, total: heard.append((done, total)), **kw)
+    assert texts == sampler.sample(PROMPTS[:2], 20, seed=4, **kw)
+    assert heard[-1] == (40, 40) and [d for d, _ in heard] == [2 * k for k in range(1, 21)]
+
+
 def test_stop_strings_cut_before_the_stop(sampler):
     full = sampler.greedy([PROMPTS[0]], max_new_tokens=16)[0]
     stop = full.strip()[len(full.strip()) // 2:][:3]

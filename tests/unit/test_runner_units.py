@@ -101,7 +101,8 @@ def test_an_unreachable_hub_is_one_clear_error(monkeypatch):
         C.locate("no-such-org/no-such-model")
 
 
-def test_a_methods_status_lines_reach_the_progress_bar_as_its_cells_fit_stage(tmp_path):
+def test_a_methods_status_lines_reach_the_progress_bar_in_its_cells_stage(tmp_path):
+    """Training in fit and sampling in augment both report through FitContext.progress."""
     from bench import progress
     from bench.config import RunConfig
     from bench.runner import open_cell
@@ -109,11 +110,15 @@ def test_a_methods_status_lines_reach_the_progress_bar_as_its_cells_fit_stage(tm
     cfg = RunConfig.from_preset("quick", out_dir=str(tmp_path), cache_dir=str(tmp_path / "c"))
     events = []
     progress.set_sink(events.append)
-    progress.set_cell("airline__5pct__diffusioncls__G-E__s0")
+    progress.set_cell("airline__5pct__lambada__G-E__s0")
     try:
-        open_cell(CellSpec("airline", "5pct", "diffusioncls", "G/E", 0), cfg).fit_context().progress(
-            "diffusion LM step 25/508 loss 5.1")
+        say = open_cell(CellSpec("airline", "5pct", "lambada", "G/E", 0), cfg).fit_context().progress
+        progress.stage("fit")
+        say("lora epoch 1 step 10 loss 3.2")
+        progress.stage("augment")
+        say("sampled 'negative' 120/636")
     finally:
         progress.set_sink(None)
         progress.set_cell(None)
-    assert [e.text() for e in events] == ["fit: diffusion LM step 25/508 loss 5.1"]
+    assert [e.text() for e in events if e.detail] == ["fit: lora epoch 1 step 10 loss 3.2",
+                                                      "augment: sampled 'negative' 120/636"]
