@@ -65,7 +65,8 @@ def build_report(
     - ``table2.{md,csv,tex}``, ``table9.*``, ``table3.*`` (accuracy, the paper's), ``table3_f1.*``
       (macro-F1), ``table4.*``, ``aggregate.*`` (a table with no
       records renders a one-line note; its CSV is empty); ``table1.{md,csv}`` (DiffusionCLS examples:
-      original, masked, generated);
+      original, masked, generated); ``table1_lm.{md,csv}`` and ``table1_lm_acceptance.csv`` (the LM
+      baselines' acceptance rates and pseudo samples);
     - ``records.csv`` and ``records.parquet``: :func:`bench.results.load` (one row per cell, every record
       field flattened), with a ``metric.<name>`` column per ``metrics`` entry computed from the saved test
       predictions, and ``metrics.md`` summarising those;
@@ -131,6 +132,16 @@ def build_report(
         result["tables"]["table1"] = str(out / "table1.md")
     except Exception as e:
         result["skipped"]["table1"] = f"{type(e).__name__}: {e}"
+    try:
+        from bench.report.examples import lm_acceptance, lm_examples, write_table1_lm
+
+        lm, accepted = lm_examples(df, parents=parents_for if callable(parents_for) else (lambda ds: parents_for)), \
+            lm_acceptance(df)
+        result["files"] += write_table1_lm(accepted, lm, out)
+        if not accepted.empty:  # report.md shows it only for a run with LM baselines
+            result["tables"]["table1_lm"] = str(out / "table1_lm.md")
+    except Exception as e:
+        result["skipped"]["table1_lm"] = f"{type(e).__name__}: {e}"
 
     figs: list = []
     if figures:

@@ -362,6 +362,9 @@ def render_markdown(df, tables, figs, div, run_dir, out_dir, result, table1=None
         lines.append(T.to_markdown(div.table))
     if table1 is not None and not table1.empty:
         lines.append((Path(out_dir) / "table1.md").read_text(encoding="utf-8"))
+    lm = result.get("tables", {}).get("table1_lm")
+    if lm and Path(lm).is_file():
+        lines.append(Path(lm).read_text(encoding="utf-8"))
     lines += ["## Environment", ""]
     for k, c in env["versions"].items():
         lines.append(f"- {k}: " + ", ".join(f"{v} ({n} records)" for v, n in c.items()))

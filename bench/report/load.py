@@ -18,7 +18,7 @@ TIMING_STAGES = ("data", "proxy", "fit", "augment", "train", "evaluate", "total"
 COLUMNS = [
     "cell_id", "dataset", "language", "view", "fraction", "shots", "method", "family", "base", "is_variant",
     "sweep_param", "sweep_value", "policy", "seed", "status", "reason", "macro_f1", "accuracy", "n_test", "n_synthetic",
-    "synthetic_requested", "identical_to_parent", *[f"time_{s}" for s in TIMING_STAGES],
+    "n_generated", "synthetic_requested", "identical_to_parent", *[f"time_{s}" for s in TIMING_STAGES],
     "synthetic_path", "backbone", "setting", "no_signal", "params", "substitutes", "versions", "git", "record_file",
 ]
 
@@ -90,6 +90,8 @@ def record_to_row(rec: CellRecord | dict[str, Any], run_dir: Path | None = None)
         "accuracy": _num(metrics.accuracy) if metrics else math.nan,
         "n_test": _num(metrics.n) if metrics else math.nan,
         "n_synthetic": _num(counts.synthetic_produced) if counts else math.nan,
+        # texts a generator wrote before its own filter, where the method says (LAMBADA, GENIUS)
+        "n_generated": _num((rec.method_stats or {}).get("generated")),
         "synthetic_requested": _num(counts.synthetic_requested) if counts else math.nan,
         "identical_to_parent": _num(counts.identical_to_parent) if counts else math.nan,
         **{f"time_{s}": _num(rec.timings.get(s)) for s in TIMING_STAGES},
