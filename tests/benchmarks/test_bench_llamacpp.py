@@ -5,7 +5,8 @@ prompt (``"negative [SEP] "``) and settings (48 new tokens, temperature 1.0, top
   float32 (on a CPU without AVX512-BF16/AMX, bfloat16 matmuls are the slower ones);
 * the llama.cpp engine (:class:`methods.common.llamacpp.LlamaCppSampler`, 64 sequences in flight) on
   the merged model written as f16 GGUF (the route :func:`~methods.common.llamacpp.open_sampler` takes),
-  and on the shipped Q4_1 GGUF with the same adapter as a GGUF LoRA.
+  as q8_0 and f32 GGUF (the other export formats), and on the shipped Q4_1 GGUF with the same adapter
+  as a GGUF LoRA.
 
 The adapter is tuned once (8 steps of :func:`methods.common.lm.finetune_lora` with the LM baselines'
 LoRA budget on ``label [SEP] tweet<|im_end|>`` lines of 64 airline tweets). Texts per second, the load
@@ -48,6 +49,8 @@ def tuned(tmp_path_factory):
     merged, _ = finetune_lora(model, tok, lines, cfg, seed=0, adapter_dir=d)
     return {"model": merged, "tok": tok, "base": smollm2_gguf(),
             "f16": export_model_gguf(merged, d / "merged-f16.gguf", base_gguf=smollm2_gguf(), dtype="f16"),
+            "q8_0": export_model_gguf(merged, d / "merged-q8_0.gguf", base_gguf=smollm2_gguf(), dtype="q8_0"),
+            "f32": export_model_gguf(merged, d / "merged-f32.gguf", base_gguf=smollm2_gguf(), dtype="f32"),
             "lora": export_lora_gguf(d, smollm2_gguf(), d / "lora.gguf")}
 
 
@@ -84,11 +87,11 @@ def test_transformers_batch64(benchmark, tuned, dtype):
     _record(benchmark, t0, texts)
 
 
-@pytest.mark.parametrize("weights", ["merged-f16", "q4_1+lora"])
+@pytest.mark.parametrize("weights", ["merged-f16", "merged-q8_0", "merged-f32", "q4_1+lora"])
 def test_llamacpp_engine(benchmark, tuned, weights):
     from methods.common.llamacpp import LlamaCppSampler, hf_adds_bos
 
-    path, lora = (tuned["f16"], None) if weights == "merged-f16" else (tuned["base"], tuned["lora"])
+    path, lora = (tuned["base"], tuned["lora"]) if weights == "q4_1+lora" else (tuned[weights.split("-")[1]], None)
     with LlamaCppSampler(path, n_threads=1, n_ctx=256, n_parallel=64, lora_path=lora,
                          add_bos=hf_adds_bos(tuned["tok"]), eos_token_ids=[tuned["tok"].eos_token_id]) as s:
         def run():
