@@ -109,7 +109,8 @@ def lm_acceptance(df: pd.DataFrame, methods: tuple[str, ...] = LM_METHODS) -> pd
 
 def lm_examples(df: pd.DataFrame, parents: Callable[[str], Mapping[str, str] | None] | None = None,
                 methods: tuple[str, ...] = LM_METHODS, per_label: int = 2) -> pd.DataFrame:
-    """For each data set and LM baseline, ``per_label`` kept pseudo samples per label (file order) from
+    """For each data set and LM baseline, ``per_label`` kept pseudo samples per label (file order, one per
+    parent) from
     its record at the first view and lowest seed with a readable synthetic file: the GENIUS sketch, the
     parent (LAMBADA samples have none: it writes from the label alone) and the proxy's probability of
     the label."""
@@ -123,11 +124,13 @@ def lm_examples(df: pd.DataFrame, parents: Callable[[str], Mapping[str, str] | N
             continue
         pmap = parents(dataset) if callable(parents) else None
         taken: dict[str, int] = {}
+        parents_seen: set[str] = set()
         for s in read_jsonl(r["synthetic_path"]):
             lab, prov = s.get("label"), s.get("provenance") or {}
-            if taken.get(lab, 0) >= per_label:
+            if taken.get(lab, 0) >= per_label or str(s.get("parent_id")) in parents_seen:
                 continue
             taken[lab] = taken.get(lab, 0) + 1
+            parents_seen.add(str(s.get("parent_id")))
             rows.append({"dataset": dataset, "view": r["view"], "method": method, "seed": r["seed"], "label": lab,
                          "sketch": prov.get("sketch"),
                          "original": None if prov.get("parent_assignment") else parent_text(s, pmap),

@@ -20,9 +20,9 @@ def _lm_run(tmp_path):
     g = fake_record("airline", "5pct", "genius-f", "G/E", 0, n_synthetic=45,
                     synthetic_path=str(tmp_path / "genius.jsonl"))
     g["method_stats"] = {"generated": 60}
-    lines = [{"text": f"text {i}", "label": lab, "parent_id": f"p{i}", "method": "genius-f",
-              "provenance": {"sketch": f"{lab}: a <mask> b", "proxy_prob": 0.9, "parent_text": f"parent {i}"}}
-             for i, lab in enumerate(["negative", "negative", "negative", "positive"])]
+    lines = [{"text": f"text {i}", "label": lab, "parent_id": f"p{i // 2}", "method": "genius-f",
+              "provenance": {"sketch": f"{lab}: a <mask> b", "proxy_prob": 0.9, "parent_text": f"parent {i // 2}"}}
+             for i, lab in enumerate(["negative", "negative", "negative", "negative", "negative", "positive"])]
     (tmp_path / "genius.jsonl").write_text("\n".join(json.dumps(x) for x in lines), encoding="utf-8")
     lam = fake_record("airline", "5pct", "lambada", "G/E", 3, status="failed", reason="boom")
     return frame_from_records([*recs, g, lam, fake_record("airline", "5pct", "none", "-", 0)])
@@ -41,7 +41,7 @@ def test_acceptance_is_kept_over_sampled_per_view_and_method(tmp_path):
 def test_examples_take_per_label_samples_with_sketch_and_parent(tmp_path):
     ex = lm_examples(_lm_run(tmp_path), per_label=2)
     assert list(ex["label"]) == ["negative", "negative", "positive"]
-    assert list(ex["original"]) == ["parent 0", "parent 1", "parent 3"]
+    assert list(ex["original"]) == ["parent 0", "parent 1", "parent 2"]  # one sample a parent
     assert ex["sketch"].iloc[0] == "negative: a <mask> b" and ex["proxy_prob"].iloc[0] == 0.9
     write_table1_lm(lm_acceptance(_lm_run(tmp_path)), ex, tmp_path)
     md = (tmp_path / "table1_lm.md").read_text(encoding="utf-8")
