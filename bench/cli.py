@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--gpus-per-job", type=float, default=0.0, help="GPUs each Ray task declares")
     r.add_argument("--dry-run", action="store_true", help="print the planned cells, which are done, and the "
                    "estimated remaining wall time; run nothing")
+    r.add_argument("--costs-from", action="append", default=[], metavar="RUN_DIR",
+                   help="price the ETA also with the records of another run (repeatable), e.g. a first cell of "
+                   "each method on the same backbone; rates are matched by method family and classifier backbone")
     r.add_argument("--no-progress", action="store_true")
 
     ls = sub.add_parser("ls", help="list methods, datasets or presets (imports no models)")
@@ -303,8 +306,9 @@ def cmd_run(args) -> int:
         from bench.config import ConfigError
 
         raise ConfigError("--jobs and --threads-per-job must be at least 1")
+    cost_records = _cost_records(args.costs_from)
     if args.dry_run:
-        return _dry_run(cells, cfg, jobs)
+        return _dry_run(cells, cfg, jobs, cost_records)
     out = _run_dir(cfg)
     command = " ".join(["python -m bench", *sys.argv[1:]])
     started = _manifest_start(out, command, cfg, cells)
@@ -316,7 +320,8 @@ def cmd_run(args) -> int:
     try:
         results = execute(cells, cfg, jobs=jobs, threads=args.threads_per_job, executor=args.executor,
                           gpus=args.gpus_per_job, ray_address=args.ray_address,
-                          continue_on_error=args.continue_on_error, show_progress=not args.no_progress)
+                          continue_on_error=args.continue_on_error, show_progress=not args.no_progress,
+                          cost_records=cost_records)
     except CellFailed as err:
         failed_hard, results = str(err), err.results
     wall = time.perf_counter() - t0
@@ -381,7 +386,28 @@ def _manifest_finish(out: Path, command: str, started: str, wall: float, n_cells
     manifest.update(out, change, warn=lambda s: print(s, file=sys.stderr))
 
 
-def _dry_run(cells, cfg, jobs: int) -> int:
+def _cost_records(dirs) -> list:
+    """The readable records of each ``--costs-from`` run directory; a directory without records is an error."""
+    from bench.config import ConfigError
+    from bench.records import RecordError, read_record
+
+    out = []
+    for d in dirs:
+        files = sorted((Path(d) / "records").glob("*.json"))
+        if not files:
+            raise ConfigError(f"--costs-from {d}: no records in {Path(d) / 'records'}")
+        bad = 0
+        for f in files:
+            try:
+                out.append(read_record(f))
+            except RecordError:
+                bad += 1
+        if bad:
+            print(f"--costs-from {d}: {bad} unreadable record(s) left out of the estimate", file=sys.stderr)
+    return out
+
+
+def _dry_run(cells, cfg, jobs: int, cost_records=()) -> int:
     """Each planned cell and whether its record is done; the estimated wall time of the rest."""
     from bench.executors import Eta, fmt_duration
     from bench.runner import ConfigConflict, check_record, open_cell, read_existing, record_path
@@ -398,11 +424,12 @@ def _dry_run(cells, cfg, jobs: int) -> int:
         if state != "done":
             todo.append(c)
         print(f"{c.cell_id}  {state}")
-    eta = Eta(todo, read_existing(cfg), jobs, cfg)
+    eta = Eta(todo, read_existing(cfg), jobs, cfg, cost_records)
+    source = "this run's records" + (" and --costs-from" if cost_records else "")
     print(f"{len(cells)} cells, {len(cells) - len(todo)} done, {len(todo)} to run; estimated "
-          f"{fmt_duration(sum(eta.left.values()) / max(1, jobs))} with {jobs} job(s) (per-method rates from this "
-          f"run's records where it has them, else the reference costs, scaled to each cell's view size and "
-          f"step budget)")
+          f"{fmt_duration(sum(eta.left.values()) / max(1, jobs))} with {jobs} job(s) (per-method rates on the "
+          f"cell's classifier backbone from {source} where they have them, else the reference costs, scaled to "
+          f"each cell's view size and step budget)")
     return 0
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -265,25 +265,36 @@ def _record_scale(r) -> tuple[int, int] | None:
     return r.counts.train, max(1, round(dev.budget_steps * texts / batch))
 
 
-def cost_model(records: Iterable) -> dict[str, CellCost]:
-    """Per method family, the mean rates of the records that computed their cell. A fit the record says
-    it trained (``fit_reused`` false) is priced apart, so that a cell reusing a cached diffusion LM does
-    not make the next LM look cheap; a family with no measured training keeps the reference fit rate."""
-    rates: dict[str, list[tuple[float, float]]] = {}
-    fits: dict[str, list[float]] = {}
+CostKey = str | tuple[str, str]  # a family (its records on every backbone) or (family, classifier backbone)
+
+
+def _record_backbone(r) -> str | None:
+    return getattr(r, "backbone", None) or (getattr(r, "classifier", None) or {}).get("backbone")
+
+
+def cost_model(records: Iterable) -> dict[CostKey, CellCost]:
+    """Per method family, the mean rates of the records that computed their cell, both per classifier
+    backbone (key ``(family, backbone)``: a frozen-Gemma cell's steps and a Gemma generator's texts cost
+    nothing like MiniLM's) and over every backbone (key ``family``). A fit the record says it trained
+    (``fit_reused`` false) is priced apart, so that a cell reusing a cached diffusion LM does not make the
+    next LM look cheap; a family with no measured training keeps the reference fit rate."""
+    rates: dict[CostKey, list[tuple[float, float]]] = {}
+    fits: dict[CostKey, list[float]] = {}
     for r in records:
         scale = _record_scale(r) if r.status == "ok" and r.method_info is not None else None
         if scale is None or not r.timings.get("total"):
             continue
         family = r.method_info.family or r.method
+        keys: list[CostKey] = [family] + ([(family, b)] if (b := _record_backbone(r)) else [])
         fit, augment = r.timings.get("fit", 0.0), r.timings.get("augment", 0.0)
         rest = max(0.0, r.timings["total"] - fit - augment)
         trained = getattr(r, "fit_reused", None) is False
-        if trained:
-            fits.setdefault(family, []).append(fit / scale[0])
-        rates.setdefault(family, []).append(((augment if trained else fit + augment) / scale[0], rest / scale[1]))
+        for k in keys:
+            if trained:
+                fits.setdefault(k, []).append(fit / scale[0])
+            rates.setdefault(k, []).append(((augment if trained else fit + augment) / scale[0], rest / scale[1]))
     return {k: CellCost(_mean(a for a, _ in v), _mean(b for _, b in v),
-                        _mean(fits[k]) if k in fits else default_cost(k).fit_per_original)
+                        _mean(fits[k]) if k in fits else default_cost(k if isinstance(k, str) else k[0]).fit_per_original)
             for k, v in rates.items()}
 
 
@@ -311,12 +322,20 @@ def cell_scale(cell: CellSpec, cfg: RunConfig) -> tuple[int, int]:
     return n, sched.total_steps
 
 
-def estimate_seconds(cell: CellSpec, model: dict[str, CellCost], scale: tuple[int, int] = REFERENCE_SCALE,
-                     pays_fit: bool = True) -> float:
+def cell_backbone(cell: CellSpec, cfg: RunConfig) -> str:
+    """The classifier backbone the cell trains (the run's backbone for the data set's language)."""
+    return runner.classifier_config(cfg, runner.cell_data(cell, cfg).language).backbone
+
+
+def estimate_seconds(cell: CellSpec, model: dict[CostKey, CellCost], scale: tuple[int, int] = REFERENCE_SCALE,
+                     pays_fit: bool = True, backbone: str | None = None) -> float:
+    """The cell's cost from its family's measured rates on ``backbone`` (any backbone when None), else
+    the reference costs (measured on the quick preset's MiniLM cells)."""
     from methods import METHODS
 
     family = METHODS.get(cell.method).facts()["family"]
-    return (model.get(family) or default_cost(family)).seconds(*scale, pays_fit=pays_fit)
+    cost = model.get(family if backbone is None else (family, backbone)) or default_cost(family)
+    return cost.seconds(*scale, pays_fit=pays_fit)
 
 
 def fit_payers(cells: list[CellSpec], records: Iterable, cfg: RunConfig) -> set[str]:
@@ -352,15 +371,20 @@ def fmt_duration(s: float) -> str:
 class Eta:
     """Remaining wall time: the estimated cost of the cells not finished, spread over the workers."""
 
-    def __init__(self, cells: list[CellSpec], records: list, jobs: int, cfg: RunConfig):
-        model = cost_model(records)
+    def __init__(self, cells: list[CellSpec], records: list, jobs: int, cfg: RunConfig, cost_records: Sequence = ()):
+        """``records``: this run's (rates, and which shared stages exist); ``cost_records``: other runs'
+        records that only lend their rates (``--costs-from``)."""
+        model = cost_model([*records, *cost_records])
         payers = fit_payers(cells, records, cfg)
         scales: dict[tuple[str, str], tuple[int, int]] = {}  # a view's size does not depend on the seed
+        backbones: dict[str, str] = {}
         for c in cells:
             if (c.dataset, c.view) not in scales:
                 scales[(c.dataset, c.view)] = cell_scale(c, cfg)
-        self.left = {c.cell_id: estimate_seconds(c, model, scales[(c.dataset, c.view)], c.cell_id in payers)
-                     for c in cells}
+            if c.dataset not in backbones:
+                backbones[c.dataset] = cell_backbone(c, cfg)
+        self.left = {c.cell_id: estimate_seconds(c, model, scales[(c.dataset, c.view)], c.cell_id in payers,
+                                                 backbones[c.dataset]) for c in cells}
         self.jobs = max(1, jobs)
         self.t0 = time.perf_counter()
 
@@ -376,17 +400,18 @@ class Eta:
 
 def execute(cells: list[CellSpec], cfg: RunConfig, *, jobs: int = 1, threads: int = 1, executor: str = "local",
             gpus: float = 0.0, ray_address: str | None = None, continue_on_error: bool = False,
-            show_progress: bool = True, log: Callable[[str], None] = print) -> list[CellResult]:
+            show_progress: bool = True, log: Callable[[str], None] = print,
+            cost_records: Sequence = ()) -> list[CellResult]:
     """Run a grid and return its cell results; a failed cell stops the grid (after the cells already
     running finish) unless ``continue_on_error``. Shows a bar with the running cells' stages and an ETA
-    weighted by each method's measured cost."""
+    weighted by each method's measured cost (this run's records and ``cost_records``)."""
     from tqdm import tqdm
 
     from bench.runner import CellFailed, describe, preflight, read_existing
 
     preflight(cells, cfg)
     tasks = plan_tasks(cells, cfg)
-    eta = Eta(cells, read_existing(cfg), jobs, cfg)
+    eta = Eta(cells, read_existing(cfg), jobs, cfg, cost_records)
     bar = tqdm(total=len(cells), disable=not show_progress, unit="cell", dynamic_ncols=True)
     stages: dict[str, str] = {}
 

@@ -19,11 +19,12 @@ from bench.executors import (
 from bench.runner import CellSpec
 
 
-def _rec(family, originals, budget_steps, fit, augment, total, texts_per_step=None, status="ok", fit_reused=None):
+def _rec(family, originals, budget_steps, fit, augment, total, texts_per_step=None, status="ok", fit_reused=None,
+         backbone=None):
     training = {"texts_per_step": texts_per_step} if texts_per_step else {}
     return NS(status=status, method=family, method_info=NS(family=family), classifier={"batch_size": 16},
               counts=NS(train=originals), dev=NS(budget_steps=budget_steps, training=training),
-              timings={"fit": fit, "augment": augment, "total": total}, fit_reused=fit_reused)
+              timings={"fit": fit, "augment": augment, "total": total}, fit_reused=fit_reused, backbone=backbone)
 
 
 def test_rates_come_from_records_and_scale_with_the_view():
@@ -83,3 +84,42 @@ def test_only_the_first_cell_of_a_shared_diffusion_lm_pays_for_it(tmp_path):
     assert fit_payers(cells, [done, gone], cfg) == {
         "airline__5pct__diffusioncls-las-centred__G-E__s0", "airline__5pct__eda__G-E__s0",
         *(f"airline__5pct__{m}__G-E__s1" for m in ("diffusioncls", "diffusioncls-las-centred", "eda"))}
+
+
+def test_rates_are_kept_per_classifier_backbone():
+    """A Chinese LAMBADA cell (Gemma generator, frozen-Gemma classifier) is priced by its own records,
+    not by MiniLM's; a backbone with no records falls back to the reference costs."""
+    m = cost_model([_rec("lambada", 100, 640, 200.0, 800.0, 1064.0, backbone="frozen:gemma3@9"),
+                    _rec("lambada", 100, 640, 100.0, 200.0, 940.0, backbone="minilm")])
+    cell = CellSpec("inews", "5pct", "lambada", "G-E", 0)
+    assert estimate_seconds(cell, m, (100, 640), backbone="frozen:gemma3@9") == pytest.approx(1064.0)
+    assert estimate_seconds(cell, m, (100, 640), backbone="minilm") == pytest.approx(940.0)
+    assert estimate_seconds(cell, m, (100, 640)) == pytest.approx((1064.0 + 940.0) / 2)  # any backbone
+    assert estimate_seconds(cell, m, (100, 640), backbone="bert-base-uncased") == pytest.approx(
+        default_cost("lambada").seconds(100, 640))
+
+
+def test_costs_from_another_run_price_the_dry_run(tmp_path, capsys):
+    """--costs-from lends another run's rates; a directory without records is a clear error."""
+    import json
+
+    from bench.cli import main
+    from tests.report_fixtures import fake_record
+
+    other = tmp_path / "other"
+    (other / "records").mkdir(parents=True)
+    rec = fake_record("airline", "5pct", "eda", "G/E", 0, n_synthetic=2020)
+    rec.update(schema=2, classifier={"backbone": "minilm", "batch_size": 16}, backbone="minilm",
+               dev={"budget_steps": 640}, timings={"augment": 5.0, "total": 36005.0})
+    rec["counts"]["train"] = 505
+    rec["method_info"].update(base="eda", family="eda")
+    (other / "records" / "a.json").write_text(json.dumps(rec), encoding="utf-8")
+    base = ["run", "--methods", "eda", "--seeds", "0", "--out", str(tmp_path / "new"), "--dry-run", "--jobs", "1"]
+    assert main(base + ["--costs-from", str(other)]) == 0
+    assert "estimated 10h00m" in capsys.readouterr().out  # 36,000 s of training at the same scale
+    (other / "records" / "torn.json").write_text("{", encoding="utf-8")
+    assert main(base + ["--costs-from", str(other)]) == 0
+    assert "1 unreadable record" in capsys.readouterr().err
+    assert main(base + ["--costs-from", str(tmp_path / "empty")]) != 0
+    assert "--costs-from" in (err := capsys.readouterr().err) and "no records" in err
+
