@@ -389,19 +389,14 @@ def _manifest_finish(out: Path, command: str, started: str, wall: float, n_cells
 def _cost_records(dirs) -> list:
     """The readable records of each ``--costs-from`` run directory; a directory without records is an error."""
     from bench.config import ConfigError
-    from bench.records import RecordError, read_record
+    from bench.runner import read_run_records
 
     out = []
     for d in dirs:
-        files = sorted((Path(d) / "records").glob("*.json"))
-        if not files:
+        records, bad = read_run_records(d)
+        if not records and not bad:
             raise ConfigError(f"--costs-from {d}: no records in {Path(d) / 'records'}")
-        bad = 0
-        for f in files:
-            try:
-                out.append(read_record(f))
-            except RecordError:
-                bad += 1
+        out += records
         if bad:
             print(f"--costs-from {d}: {bad} unreadable record(s) left out of the estimate", file=sys.stderr)
     return out

@@ -631,10 +631,15 @@ def preflight(cells: list[CellSpec], cfg: RunConfig) -> None:
 
 def read_existing(cfg: RunConfig) -> list[CellRecord]:
     """The readable records of the run directory (for cost estimates and summaries)."""
-    out = []
-    for p in sorted((Path(cfg.out_dir) / "records").glob("*.json")):
+    return read_run_records(cfg.out_dir)[0]
+
+
+def read_run_records(run_dir: str | Path) -> tuple[list[CellRecord], int]:
+    """The readable records of ``RUN/records`` and how many files could not be read."""
+    out, bad = [], 0
+    for p in sorted((Path(run_dir) / "records").glob("*.json")):
         try:
             out.append(read_record(p))
         except RecordError:
-            continue
-    return out
+            bad += 1
+    return out, bad

@@ -123,11 +123,12 @@ def build_report(
             result["skipped"]["diversity"] = f"{type(e).__name__}: {e}"
             result["diversity_traceback"] = traceback.format_exc()
 
+    parents_of = parents_for if callable(parents_for) else (lambda ds: parents_for)
     t1 = None
     try:
         from bench.report.examples import table1_examples, write_table1
 
-        t1 = table1_examples(df, parents=parents_for if callable(parents_for) else (lambda ds: parents_for))
+        t1 = table1_examples(df, parents=parents_of)
         result["files"] += write_table1(t1, out)
         result["tables"]["table1"] = str(out / "table1.md")
     except Exception as e:
@@ -135,8 +136,7 @@ def build_report(
     try:
         from bench.report.examples import lm_acceptance, lm_examples, write_table1_lm
 
-        lm, accepted = lm_examples(df, parents=parents_for if callable(parents_for) else (lambda ds: parents_for)), \
-            lm_acceptance(df)
+        lm, accepted = lm_examples(df, parents=parents_of), lm_acceptance(df)
         result["files"] += write_table1_lm(accepted, lm, out)
         if not accepted.empty:  # report.md shows it only for a run with LM baselines
             result["tables"]["table1_lm"] = str(out / "table1_lm.md")
