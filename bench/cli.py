@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--metric", action="append", default=[], metavar="NAME",
                      help="add a metric computed from the saved test predictions (weighted_f1, micro_f1, "
                      "balanced_accuracy, mcc, kappa, log_loss, macro_auc, ...); repeatable")
+    rep.add_argument("--with-records", action="store_true",
+                     help="also copy the run's records/, predictions/ and manifest.json into --out (what a "
+                     "committed reference report needs to regenerate and to resume its grid)")
 
     pr = sub.add_parser("prepare", help="prepare offline resources once (WordNet copy, masked LM, ...)")
     pr.add_argument("what", choices=["offline", "wordnet", "mlm", "backbone"],
@@ -447,10 +450,13 @@ def _print_substitutes(recs) -> None:
 
 
 def cmd_report(args) -> int:
-    from bench.report import build_report
+    from bench.report import build_report, copy_run_files
 
     res = build_report(Path(args.run_dir), Path(args.out) if args.out else None, metrics=args.metric)
     print(f"report of {res.get('n_records')} records ({res.get('status_counts')}) in {res.get('out_dir')}")
+    if args.with_records:
+        copied = copy_run_files(args.run_dir, res["out_dir"])
+        print(f"copied {', '.join(copied) or 'nothing'} from {args.run_dir}")
     for kind in ("tables", "figures"):
         items = res.get(kind) or []
         if items:

@@ -12,7 +12,36 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "copy_run_files"]
+
+RUN_FILES = ("records", "predictions", "manifest.json")
+
+
+def copy_run_files(run_dir: str | Path, out_dir: str | Path) -> list[str]:
+    """Copy a run's records, predictions and manifest beside its report.
+
+    A reference report is only reproducible (and a grid only resumable in a later session, whose run
+    directories are gone) if these travel with it; existing copies are replaced, so a report of a
+    grid that grew since holds all of its records.
+    """
+    import shutil
+
+    run_dir, out_dir = Path(run_dir).resolve(), Path(out_dir).resolve()
+    if run_dir == out_dir:
+        return []
+    copied = []
+    for name in RUN_FILES:
+        src, dst = run_dir / name, out_dir / name
+        if not src.exists():
+            continue
+        if dst.is_dir():
+            shutil.rmtree(dst)
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        else:
+            shutil.copy2(src, dst)
+        copied.append(name)
+    return copied
 
 
 def _write_results(run_dir: Path, out: Path, metrics: Sequence[str], result: dict[str, Any]) -> list[str]:

@@ -133,6 +133,16 @@ def test_report_writes_table2(csv_path, tmp_path, tiny_bert_dir):
     md = (out / "report" / "table2.md").read_text()
     assert "aeda" in md and "none" in md
     assert (out / "report" / "table2.csv").exists()
+    # --with-records: the report directory alone holds what regenerates it (a stale copy is replaced)
+    ref = tmp_path / "reference"
+    (ref / "records").mkdir(parents=True)
+    (ref / "records" / "stale.json").write_text("{}")
+    assert main(["report", str(out), "--out", str(ref), "--with-records"]) == 0
+    assert sorted(p.name for p in (ref / "records").iterdir()) == sorted(p.name for p in (out / "records").iterdir())
+    assert (ref / "manifest.json").read_text() == (out / "manifest.json").read_text()
+    assert len(list((ref / "predictions").iterdir())) == len(list((out / "predictions").iterdir())) > 0
+    assert main(["report", str(ref), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "table2.md").read_text() == md
 
 
 def test_model_based_methods_through_the_runner(csv_path, tmp_path, tiny_bert_dir, tiny_llama_dir):
