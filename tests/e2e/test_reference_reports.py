@@ -26,7 +26,7 @@ def test_tables_regenerate_from_the_committed_records(report, tmp_path):
             continue
         want = pd.read_csv(committed)
         got = table.data.reset_index(drop=True)
-        keys = [c for c in ("dataset", "view", "method", "policy") if c in want.columns]
+        keys = [c for c in ("dataset", "view", "method", "policy", "table") if c in want.columns]
         cols = [c for c in NUMERIC if c in want.columns and c in got.columns]
         merged = want.merge(got, on=keys, suffixes=("_want", "_got"), how="outer", indicator=True)
         assert (merged["_merge"] == "both").all(), f"{table.name}: rows differ"

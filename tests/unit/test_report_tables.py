@@ -75,7 +75,7 @@ def test_rendered_markdown_matches_golden(frame, name):
     fn = {"table2": T.table2, "table9": T.table9, "table3": T.table3, "table3_f1": T.table3_f1, "table4": T.table4,
           "aggregate": T.aggregate,
           "summary": lambda f, n_boot, seed: T.summary([T.table2(f, n_boot, seed), T.table3(f, n_boot, seed),
-                                                        T.table4(f, n_boot, seed)])}[name]
+                                                        T.table3_f1(f, n_boot, seed), T.table4(f, n_boot, seed)])}[name]
     check_golden(name, T.to_markdown(fn(frame, n_boot=N_BOOT, seed=0)))
 
 
@@ -319,3 +319,7 @@ def test_summary_lists_the_tables_verdicts_and_the_papers_numbers():
     shot = summ.data.set_index(["dataset", "view", "table"]).loc[("rt", "5shot", "table3")]
     assert shot["metric"] == "accuracy" and shot["no_evidence"] == "eda"
     assert shot["paper"].startswith("Table 3 (accuracy, SST-2): no aug 54.38") and "DiffusionCLS 65.30" in shot["paper"]
+    # the k-shot view also in macro-F1, its own Holm family, labelled as Table 3 with the metric beside it
+    shot_f1 = summ.data.set_index(["dataset", "view", "table"]).loc[("rt", "5shot", "table3_f1")]
+    assert shot_f1["metric"] == "macro-F1" and shot_f1["compared"] == 1
+    assert set(summ.display.loc[summ.data["table"] == "table3_f1", "table"]) == {"Table 3"}
