@@ -18,11 +18,14 @@ RUN_FILES = ("records", "predictions", "manifest.json")
 
 
 def copy_run_files(run_dir: str | Path, out_dir: str | Path) -> list[str]:
-    """Copy a run's records, predictions and manifest beside its report.
+    """Copy a run's records, predictions and manifest, and the pseudo-sample files its records name,
+    beside its report.
 
     A reference report is only reproducible (and a grid only resumable in a later session, whose run
-    directories are gone) if these travel with it; existing copies are replaced, so a report of a
-    grid that grew since holds all of its records.
+    directories are gone) if these travel with it: Table 1, the diversity table and Figure 7 read the
+    pseudo samples. Each synthetic file keeps its path relative to the run (``cache/synthetic/...``),
+    so the copied records resolve inside ``out_dir``. Existing copies of records and predictions are
+    replaced, so a report of a grid that grew since holds all of its records.
     """
     import shutil
 
@@ -41,7 +44,29 @@ def copy_run_files(run_dir: str | Path, out_dir: str | Path) -> list[str]:
         else:
             shutil.copy2(src, dst)
         copied.append(name)
+    n = _copy_synthetic_files(run_dir, out_dir)
+    if n:
+        copied.append(f"{n} synthetic files")
     return copied
+
+
+def _copy_synthetic_files(run_dir: Path, out_dir: Path) -> int:
+    """Copy each relative, existing ``synthetic_path`` of the run's records; returns how many."""
+    import json
+    import shutil
+
+    n = 0
+    for rec_file in sorted((run_dir / "records").glob("*.json")):
+        try:
+            rel = json.loads(rec_file.read_text(encoding="utf-8")).get("synthetic_path")
+        except (OSError, ValueError):
+            continue  # the report lists unreadable records; nothing to copy from them
+        if not rel or Path(rel).is_absolute() or not (run_dir / rel).is_file():
+            continue
+        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(run_dir / rel, out_dir / rel)
+        n += 1
+    return n
 
 
 def _write_results(run_dir: Path, out: Path, metrics: Sequence[str], result: dict[str, Any]) -> list[str]:

@@ -141,8 +141,11 @@ def test_report_writes_table2(csv_path, tmp_path, tiny_bert_dir):
     assert sorted(p.name for p in (ref / "records").iterdir()) == sorted(p.name for p in (out / "records").iterdir())
     assert (ref / "manifest.json").read_text() == (out / "manifest.json").read_text()
     assert len(list((ref / "predictions").iterdir())) == len(list((out / "predictions").iterdir())) > 0
+    aeda = json.loads((ref / "records" / "csv-tiny.csv__50pct__aeda__G-E__s0.json").read_text())
+    assert (ref / aeda["synthetic_path"]).read_text() == (out / aeda["synthetic_path"]).read_text()  # pseudo samples
     assert main(["report", str(ref), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "table2.md").read_text() == md
+    assert (tmp_path / "again" / "diversity.md").read_text() == (out / "report" / "diversity.md").read_text()
 
 
 def test_model_based_methods_through_the_runner(csv_path, tmp_path, tiny_bert_dir, tiny_llama_dir):
