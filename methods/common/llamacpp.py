@@ -653,9 +653,11 @@ class LlamaCppSampler:
         self._model = self._ctx = self._batch = self._lora = None
         self.n_parallel = int(n_parallel)
         self._load_model(Path(gguf_path))
-        self._make_context(int(n_ctx), int(n_threads))
+        self._n_threads = int(n_threads)
+        self._lora_scale = float(lora_scale)
+        self._make_context(int(n_ctx), self._n_threads)
         if lora_path is not None:
-            self._apply_lora(Path(lora_path), float(lora_scale))
+            self._apply_lora(Path(lora_path), self._lora_scale)
         self.n_vocab = self._ll.llama_vocab_n_tokens(self._vocab)
         self.end_ids = frozenset(t for t in range(self.n_vocab) if self._ll.llama_vocab_is_eog(self._vocab, t))
         self.end_ids |= {int(t) for t in eos_token_ids or ()}
@@ -700,9 +702,31 @@ class LlamaCppSampler:
         self._lora = ll.llama_adapter_lora_init(self._model, str(path).encode())
         if not self._lora:
             raise OSError(f"llama.cpp could not load the LoRA adapter {path} for this model")
+        self._attach_lora(scale)
+
+    def _attach_lora(self, scale: float) -> None:
+        ll = self._ll
         adapters = (ll.llama_adapter_lora_p_ctypes * 1)(self._lora)
         if ll.llama_set_adapters_lora(self._ctx, adapters, 1, (ctypes.c_float * 1)(scale)) != 0:
-            raise OSError(f"llama.cpp could not apply the LoRA adapter {path}")
+            raise OSError("llama.cpp could not apply the LoRA adapter to a new context")
+
+    def _grow_context(self, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int) -> None:
+        """Make the per-sequence context large enough for the longest prompt plus ``max_new_tokens``.
+
+        A method sizes the context from its tuning length, but a prompt built from a long text (a
+        tweet that tokenises badly, a sketch with many keywords) can be longer; rather than fail the
+        cell, the context is rebuilt once at the needed size, up to the model's trained context.
+        """
+        need = max((len(ids) for ids in prompt_ids), default=0) + max_new_tokens
+        trained = int(self._ll.llama_model_n_ctx_train(self._model))
+        if need <= self.n_ctx or need > trained:
+            return  # fits already, or cannot fit: _check_fits names the problem
+        self._ll.llama_batch_free(self._batch)
+        self._ll.llama_free(self._ctx)
+        self._batch = self._ctx = None
+        self._make_context(need, self._n_threads)
+        if self._lora is not None:
+            self._attach_lora(self._lora_scale)
 
     def close(self) -> None:
         """Free the batch, context and model (the adapter is freed with the model)."""
@@ -805,6 +829,7 @@ class LlamaCppSampler:
         if max_new_tokens < 1 or num_return_sequences < 1:
             return [[""] * max(0, num_return_sequences) for _ in prompts]
         prompt_ids = [self.tokenize(p) for p in prompts]
+        self._grow_context(prompt_ids, max_new_tokens)
         self._check_fits(prompt_ids, max_new_tokens)
         jobs = [(i, j) for i in range(len(prompts)) for j in range(num_return_sequences)]
         run = _Run(self, prompt_ids, jobs, seed, max_new_tokens, (temperature, top_p, top_k), tuple(stop), progress)
@@ -823,7 +848,8 @@ class LlamaCppSampler:
                 raise ContextTooSmall(
                     f"prompt {i} is {len(ids)} tokens; with max_new_tokens={max_new_tokens} a sequence needs "
                     f"{len(ids) + max_new_tokens} positions but this sampler's context holds {self.n_ctx} per "
-                    f"sequence; create the LlamaCppSampler with a larger n_ctx (or shorten the prompt)")
+                    f"sequence (the model was trained on {self._ll.llama_model_n_ctx_train(self._model)}); "
+                    f"create the LlamaCppSampler with a larger n_ctx or shorten the prompt")
 
     # ------------------------------------------------------------------------ batch plumbing
     def _add_tokens(self, ids: Sequence[int], start_pos: int, seq: int, last_logits: bool) -> int:

@@ -211,10 +211,26 @@ def test_stop_strings_cut_before_the_stop(sampler):
 
 
 def test_prompt_longer_than_context_is_named(sampler):
+    """Beyond the model's trained context (256 positions here) a prompt cannot be sampled: named."""
     from methods.common.llamacpp import ContextTooSmall
 
-    with pytest.raises(ContextTooSmall, match=r"prompt 1 is \d+ tokens.*larger n_ctx"):
+    with pytest.raises(ContextTooSmall, match=r"prompt 1 is \d+ tokens.*trained on 256.*larger n_ctx"):
         sampler.sample(["ok", "word " * 300], 1, seed=0, max_new_tokens=8)
+
+
+def test_a_prompt_longer_than_the_context_grows_it(tiny_gguf):
+    """A long prompt (a badly tokenising tweet) rebuilds the context at the size it needs instead of
+    failing the cell; the texts equal those of a sampler made at that size from the start."""
+    pytest.importorskip("llama_cpp")
+    from methods.common.llamacpp import LlamaCppSampler
+
+    prompts, kw = [PROMPTS[1], "word " * 60], dict(seed=3, max_new_tokens=8, temperature=1.0, top_p=0.95, top_k=0)
+    with LlamaCppSampler(tiny_gguf, n_ctx=32, n_parallel=4) as small:
+        grown = small.sample(prompts, 3, **kw)
+        need = small.n_ctx
+    assert need >= len("word " * 60) // 5 + 8 > 32
+    with LlamaCppSampler(tiny_gguf, n_ctx=need, n_parallel=4) as big:
+        assert grown == big.sample(prompts, 3, **kw)
 
 
 def test_tiny_gemma3_export_agrees_with_transformers(tmp_path, tiny_tok_dir):
