@@ -136,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="add a metric computed from the saved test predictions (weighted_f1, micro_f1, "
                      "balanced_accuracy, mcc, kappa, log_loss, macro_auc, ...); repeatable")
     rep.add_argument("--with-records", action="store_true",
-                     help="also copy the run's records/, predictions/ and manifest.json into --out (what a "
-                     "committed reference report needs to regenerate and to resume its grid)")
+                     help="also copy the run's records/, predictions/, manifest.json and the pseudo-sample files "
+                     "its records name into --out (what a committed reference report needs to regenerate "
+                     "and to resume its grid)")
 
     pr = sub.add_parser("prepare", help="prepare offline resources once (WordNet copy, masked LM, ...)")
     pr.add_argument("what", choices=["offline", "wordnet", "mlm", "backbone"],

@@ -52,14 +52,15 @@ def copy_run_files(run_dir: str | Path, out_dir: str | Path) -> list[str]:
 
 def _copy_synthetic_files(run_dir: Path, out_dir: Path) -> int:
     """Copy each relative, existing ``synthetic_path`` of the run's records; returns how many."""
-    import json
     import shutil
+
+    from bench.records import RecordError, read_record
 
     n = 0
     for rec_file in sorted((run_dir / "records").glob("*.json")):
         try:
-            rel = json.loads(rec_file.read_text(encoding="utf-8")).get("synthetic_path")
-        except (OSError, ValueError):
+            rel = read_record(rec_file).synthetic_path
+        except RecordError:
             continue  # the report lists unreadable records; nothing to copy from them
         if not rel or Path(rel).is_absolute() or not (run_dir / rel).is_file():
             continue
