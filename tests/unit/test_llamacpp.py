@@ -298,6 +298,14 @@ def test_lora_tuned_behaviour_survives_conversion(tmp_path, tiny_gqa, tiny_gguf)
             assert np.abs(with_lora.next_token_logits(prompt) - ref).max() < 1e-2 * np.abs(ref).max()
     assert changed, "the tuning did not change greedy outputs; the test would not see a lost adapter"
 
+    # A prompt beyond the context rebuilds it; the adapter must be attached to the new context too.
+    long_prompt = PROMPTS[1] + " thanks" * 40
+    want = tok.decode(hf_greedy(merged, tok, long_prompt, 10), skip_special_tokens=True)
+    assert want != tok.decode(hf_greedy(model, tok, long_prompt, 10), skip_special_tokens=True)
+    with LlamaCppSampler(tiny_gguf, n_ctx=32, n_parallel=4, lora_path=lora) as small:
+        assert small.greedy([long_prompt], max_new_tokens=10)[0] == want
+        assert small.n_ctx > 32
+
 
 # ------------------------------------------------------------------------- real models (slow)
 REAL_PROMPTS = ["negative [SEP] ", "positive [SEP] ", "The capital of France is", "@united why is my flight"]
