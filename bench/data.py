@@ -23,7 +23,7 @@ import random
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ class DatasetCard:
     citation: str
     default: bool = False
     needs_dir: bool = False
+    redistributable: bool = True  # False: reports and committed run files carry none of its texts or labels
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -91,6 +92,15 @@ def dataset_registry() -> Registry:
 
 def default_dataset() -> str:
     return next(c.name for c in load_cards().values() if c.default)
+
+
+def withheld_datasets(names: Iterable[str]) -> dict[str, str]:
+    """{name: why} for the data sets among ``names`` whose card forbids redistribution: a report or a
+    committed run directory must not carry their texts (examples, pseudo samples) or test labels
+    (predictions). A file data set (``csv:...``) is the user's own and is not withheld."""
+    cards = load_cards()
+    return {n: f"{n} is not redistributable ({cards[n].licence})"
+            for n in names if n in cards and not cards[n].redistributable}
 
 
 # ---------------------------------------------------------------- validation helpers

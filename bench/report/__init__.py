@@ -25,13 +25,20 @@ def copy_run_files(run_dir: str | Path, out_dir: str | Path) -> list[str]:
     directories are gone) if these travel with it: Table 1, the diversity table and Figure 7 read the
     pseudo samples. Each synthetic file keeps its path relative to the run (``cache/synthetic/...``),
     so the copied records resolve inside ``out_dir``. Existing copies of records and predictions are
-    replaced, so a report of a grid that grew since holds all of its records.
+    replaced, so a report of a grid that grew since holds all of its records. The predictions and
+    pseudo samples of a data set that is not redistributable (its card says so) are withheld: they
+    carry its test labels and texts; the list returned names what was withheld.
     """
     import shutil
 
     run_dir, out_dir = Path(run_dir).resolve(), Path(out_dir).resolve()
     if run_dir == out_dir:
         return []
+    datasets, synthetic = _record_files(run_dir)
+    from bench.data import withheld_datasets
+
+    withheld = withheld_datasets(set(datasets.values()))
+    keep = {cell for cell, ds in datasets.items() if ds not in withheld}
     copied = []
     for name in RUN_FILES:
         src, dst = run_dir / name, out_dir / name
@@ -39,35 +46,47 @@ def copy_run_files(run_dir: str | Path, out_dir: str | Path) -> list[str]:
             continue
         if dst.is_dir():
             shutil.rmtree(dst)
-        if src.is_dir():
+        if name == "predictions":
+            shutil.copytree(src, dst, ignore=lambda d, names: [n for n in names if _cell_of(n) in datasets
+                                                                and _cell_of(n) not in keep])
+        elif src.is_dir():
             shutil.copytree(src, dst)
         else:
             shutil.copy2(src, dst)
         copied.append(name)
-    n = _copy_synthetic_files(run_dir, out_dir)
+    n = 0
+    for cell, rel in synthetic.items():
+        if cell in keep:
+            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(run_dir / rel, out_dir / rel)
+            n += 1
     if n:
         copied.append(f"{n} synthetic files")
+    copied += [f"withheld predictions and pseudo samples: {why}" for why in withheld.values()]
     return copied
 
 
-def _copy_synthetic_files(run_dir: Path, out_dir: Path) -> int:
-    """Copy each relative, existing ``synthetic_path`` of the run's records; returns how many."""
-    import shutil
+def _cell_of(file_name: str) -> str:
+    """The cell id a predictions file (``<cell_id>.json``) belongs to."""
+    return file_name.removesuffix(".json")
 
+
+def _record_files(run_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """({cell id: data set}, {cell id: synthetic path}) of the run's readable records; a synthetic path
+    is kept when it is relative and the file exists."""
     from bench.records import RecordError, read_record
 
-    n = 0
+    datasets, synthetic = {}, {}
     for rec_file in sorted((run_dir / "records").glob("*.json")):
         try:
-            rel = read_record(rec_file).synthetic_path
+            rec = read_record(rec_file)
         except RecordError:
             continue  # the report lists unreadable records; nothing to copy from them
-        if not rel or Path(rel).is_absolute() or not (run_dir / rel).is_file():
-            continue
-        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(run_dir / rel, out_dir / rel)
-        n += 1
-    return n
+        datasets[rec.cell_id] = rec.dataset
+        rel = rec.synthetic_path
+        if rel and not Path(rel).is_absolute() and (run_dir / rel).is_file():
+            synthetic[rec.cell_id] = rel
+    return datasets, synthetic
 
 
 def _write_results(run_dir: Path, out: Path, metrics: Sequence[str], result: dict[str, Any]) -> list[str]:
@@ -96,6 +115,17 @@ def _write_results(run_dir: Path, out: Path, metrics: Sequence[str], result: dic
     except ImportError as err:  # pyarrow is the [report] extra
         result["skipped"]["records.parquet"] = f"no Parquet engine ({err}); pip install 'lowres-aug-bench[report]'"
     return files
+
+
+def _without_withheld(df, result: dict[str, Any]):
+    """The records whose texts a report may quote: those of a data set that is not redistributable are
+    dropped (its scores stay in the tables), and ``result["skipped"]`` says why."""
+    from bench.data import withheld_datasets
+
+    withheld = withheld_datasets(df["dataset"].dropna().unique()) if "dataset" in df.columns else {}
+    for ds, why in withheld.items():
+        result["skipped"][f"examples:{ds}"] = f"example texts withheld: {why}"
+    return df[~df["dataset"].isin(withheld)] if withheld else df
 
 
 def build_report(
@@ -164,6 +194,7 @@ def build_report(
     td = TrainData(train_data, run_dir)
     parents_for = parents if parents is not None else td.parents
 
+    shareable = _without_withheld(df, result)
     div = None
     if diversity:
         try:
@@ -171,6 +202,7 @@ def build_report(
 
             div = D.diversity_report(df, run_dir, out, classifier=classifier, parents=parents, train_data=td,
                                      seed=seed)
+            div.examples = [e for e in div.examples if e["dataset"] in set(shareable["dataset"])]
             result["files"] += div.files
             for k, v in div.skipped.items():
                 result["skipped"][f"diversity:{k}"] = v
@@ -183,7 +215,7 @@ def build_report(
     try:
         from bench.report.examples import table1_examples, write_table1
 
-        t1 = table1_examples(df, parents=parents_of)
+        t1 = table1_examples(shareable, parents=parents_of)
         result["files"] += write_table1(t1, out)
         result["tables"]["table1"] = str(out / "table1.md")
     except Exception as e:
@@ -191,7 +223,7 @@ def build_report(
     try:
         from bench.report.examples import lm_acceptance, lm_examples, write_table1_lm
 
-        lm, accepted = lm_examples(df, parents=parents_of), lm_acceptance(df)
+        lm, accepted = lm_examples(shareable, parents=parents_of), lm_acceptance(df)
         result["files"] += write_table1_lm(accepted, lm, out)
         if not accepted.empty:  # report.md shows it only for a run with LM baselines
             result["tables"]["table1_lm"] = str(out / "table1_lm.md")
