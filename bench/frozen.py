@@ -89,8 +89,8 @@ class FrozenFeatureModel(torch.nn.Module):
             hs = torch.stack(out.hidden_states[:depth], 1)  # rows x layers x positions x hidden
             m = attention_mask[missing][:, None, :, None].to(hs.dtype)
             pooled = (hs * m).sum(2) / m.sum(2).clamp_min(1)
-            for i, f in zip(missing, pooled):
-                self._store(keys[i], f.detach().float().cpu())
+            for i, f in zip(missing, pooled):  # clone: a row is a view, and torch.save of a view writes
+                self._store(keys[i], f.detach().float().cpu().clone())  # the whole batch's storage
         at = self.layer % (self.encoder.config.num_hidden_layers + 1)  # a negative layer counts from the last
         return torch.stack([self._memo[k][at] for k in keys]).to(input_ids.device)
 

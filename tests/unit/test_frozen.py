@@ -30,6 +30,8 @@ def test_a_frozen_encoder_under_a_trained_head(tiny_llama_dir, tmp_path, monkeyp
         assert torch.equal(a, b), f"the frozen encoder changed: {n}"
     cached = list((tmp_path / "home" / "features").rglob("*.pt"))
     assert len(cached) == len({e.text for e in view})  # one feature file per distinct text, computed once
+    one = torch.load(cached[0])  # a text's own entries only, not the storage of the batch it came in
+    assert one.untyped_storage().nbytes() == one.numel() * one.element_size()
     assert res.steps == 30 and res.history[-1]["loss"] < res.history[0]["loss"] + 1.0
     # inputs standardised per dimension with the training texts' features
     enc = res.classifier.tokenizer([e.text for e in view], truncation=True, max_length=16, padding=True,
