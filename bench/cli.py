@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     r.add_argument("--overwrite", default=None, choices=["never", "failed", "always"],
                    help="existing records: never recompute; recompute failed ones (default); recompute all")
-    r.add_argument("--continue-on-error", action="store_true", help="record failed cells and go on")
+    r.add_argument("--continue-on-error", action="store_true", help="record failed cells and go on (a full disk stops the run anyway)")
     r.add_argument("--keep-models", action="store_true", help="also save every final classifier's weights")
     r.add_argument("--jobs", type=int, default=None, help="cells run at once in worker processes (default: as "
                    "many as the cores allow at --threads-per-job); records are the same as with --jobs 1")

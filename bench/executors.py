@@ -397,13 +397,33 @@ class Eta:
 
 # ------------------------------------------------------------------------------------ the grid
 
+MIN_FREE_BYTES = 256 * 2**20  # below this a failed cell is taken for a full disk, which every later cell hits too
+
+
+def full_disk(cfg: RunConfig) -> str | None:
+    """The run, cache or bench-home directory whose file system has under ``MIN_FREE_BYTES`` free, said
+    with its free space; None when all have room (or cannot be asked)."""
+    import shutil
+
+    from bench.api.resources import bench_home
+
+    for path in (cfg.out_dir, cfg.cache_dir, bench_home()):
+        try:
+            free = shutil.disk_usage(path).free
+        except OSError:
+            continue
+        if free < MIN_FREE_BYTES:
+            return f"{path} has {free / 2**20:.0f} MB free"
+    return None
+
+
 
 def execute(cells: list[CellSpec], cfg: RunConfig, *, jobs: int = 1, threads: int = 1, executor: str = "local",
             gpus: float = 0.0, ray_address: str | None = None, continue_on_error: bool = False,
             show_progress: bool = True, log: Callable[[str], None] = print,
             cost_records: Sequence = ()) -> list[CellResult]:
     """Run a grid and return its cell results; a failed cell stops the grid (after the cells already
-    running finish) unless ``continue_on_error``. Shows a bar with the running cells' stages and an ETA
+    running finish) unless ``continue_on_error``, and always when the disk is full (:func:`full_disk`). Shows a bar with the running cells' stages and an ETA
     weighted by each method's measured cost (this run's records and ``cost_records``)."""
     from tqdm import tqdm
 
@@ -427,7 +447,7 @@ def execute(cells: list[CellSpec], cfg: RunConfig, *, jobs: int = 1, threads: in
         progress.set_sink(on_event if show_progress else None)
         stream = run_sequential(tasks, cfg, threads)
     out: list[CellResult] = []
-    failed = None
+    failed, stop = None, "--continue-on-error records failures and goes on"
     try:
         for task, res in stream:
             stages.pop(task.key, None)
@@ -438,6 +458,10 @@ def execute(cells: list[CellSpec], cfg: RunConfig, *, jobs: int = 1, threads: in
             bar.update(1)
             bar.write(describe(res)) if show_progress else log(describe(res))
             conflict = res.skipped and res.record.status == "failed" and "another configuration" in (res.record.reason or "")
+            if res.record.status == "failed" and not res.skipped and (disk := full_disk(cfg)):
+                failed, stop = res, (f"the disk is full ({disk}): stopped, since every later cell would fail "
+                                     f"too; free space and run the same command again (failed cells are recomputed)")
+                break
             if res.record.status == "failed" and (not res.skipped or conflict) and not continue_on_error:
                 failed = res
                 break
@@ -447,8 +471,7 @@ def execute(cells: list[CellSpec], cfg: RunConfig, *, jobs: int = 1, threads: in
         if executor == "ray":
             _ray_shutdown_if_local(ray_address)
     if failed is not None:
-        err = CellFailed(f"cell {failed.record.cell_id} failed: {failed.record.reason} (record written; "
-                         f"--continue-on-error records failures and goes on)")
+        err = CellFailed(f"cell {failed.record.cell_id} failed: {failed.record.reason} (record written; {stop})")
         err.results = out
         raise err
     return out

@@ -104,6 +104,31 @@ def test_failed_cell_is_recorded_and_sets_exit_code(csv_path, tmp_path, tiny_ber
     assert any(r["status"] == "failed" for r in _records(out2).values())
 
 
+def test_a_full_disk_stops_the_grid_even_with_continue_on_error(csv_path, tmp_path, tiny_bert_dir, monkeypatch,
+                                                                capsys):
+    """On a full disk every later cell would fail in seconds (a grid once marked 40 cells failed so):
+    the first failure stops the run, and says why and what to do."""
+    import shutil
+    from collections import namedtuple
+
+    import methods.aeda
+
+    out = tmp_path / "run"
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(10**9, 10**9 - 10**6, 10**6))
+
+    def boom(self, pairs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(methods.aeda.AEDA, "_generate", boom)
+    assert main(_args(csv_path, out, tiny_bert_dir, extra=["--continue-on-error"])) == 1
+    recs = _records(out)
+    assert [r["cell_id"] for r in recs.values() if r["status"] == "failed"] == ["csv-tiny.csv__50pct__aeda__G-E__s0"]
+    assert len(recs) < 6  # the cells after the failure did not run
+    err = capsys.readouterr().err
+    assert "the disk is full" in err and "1 MB free" in err and "run the same command again" in err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["run", "--methods", "edaa", "--dry-run"], "did you mean 'eda'"),
     (["run", "--datasets", "airlines", "--dry-run"], "did you mean 'airline'"),
