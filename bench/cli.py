@@ -137,8 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "balanced_accuracy, mcc, kappa, log_loss, macro_auc, ...); repeatable")
     rep.add_argument("--with-records", action="store_true",
                      help="also copy the run's records/, predictions/, manifest.json and the pseudo-sample files "
-                     "its records name into --out (what a committed reference report needs to regenerate "
-                     "and to resume its grid)")
+                     "its records name into --out, then report that copy (what a committed reference report needs to "
+                     "regenerate and to resume its grid; safe while the grid still runs)")
 
     pr = sub.add_parser("prepare", help="prepare offline resources once (WordNet copy, masked LM, ...)")
     pr.add_argument("what", choices=["offline", "wordnet", "mlm", "backbone"],
@@ -453,11 +453,14 @@ def _print_substitutes(recs) -> None:
 def cmd_report(args) -> int:
     from bench.report import build_report, copy_run_files
 
-    res = build_report(Path(args.run_dir), Path(args.out) if args.out else None, metrics=args.metric)
+    run, out = Path(args.run_dir), Path(args.out) if args.out else None
+    if args.with_records:  # copy first, then report the copy: a grid still running cannot change one but not the other
+        out = out or run / "report"
+        copied = copy_run_files(run, out)
+        print(f"copied {', '.join(copied) or 'nothing'} from {run}")
+        run = out
+    res = build_report(run, out, metrics=args.metric)
     print(f"report of {res.get('n_records')} records ({res.get('status_counts')}) in {res.get('out_dir')}")
-    if args.with_records:
-        copied = copy_run_files(args.run_dir, res["out_dir"])
-        print(f"copied {', '.join(copied) or 'nothing'} from {args.run_dir}")
     for kind in ("tables", "figures"):
         items = res.get(kind) or []
         if items:

@@ -171,6 +171,26 @@ def test_report_writes_table2(csv_path, tmp_path, tiny_bert_dir):
     assert main(["report", str(ref), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "table2.md").read_text() == md
     assert (tmp_path / "again" / "diversity.md").read_text() == (out / "report" / "diversity.md").read_text()
+    # a grid still running finishes a cell while the report is built: the report is of the copy, so the
+    # committed tables and records agree
+    import bench.report as BR
+
+    real_build = BR.build_report
+
+    def build_while_a_cell_finishes(*a, **k):
+        res = real_build(*a, **k)
+        late = json.loads((out / "records" / "csv-tiny.csv__50pct__none__-__s0.json").read_text())
+        late["cell_id"], late["seed"] = "csv-tiny.csv__50pct__none__-__s9", 9
+        (out / "records" / "csv-tiny.csv__50pct__none__-__s9.json").write_text(json.dumps(late))
+        return res
+
+    BR.build_report = build_while_a_cell_finishes
+    try:
+        live = tmp_path / "live"
+        assert main(["report", str(out), "--out", str(live), "--with-records"]) == 0
+    finally:
+        BR.build_report = real_build
+    assert (live / "table2.md").read_text() == md and not (live / "records" / "csv-tiny.csv__50pct__none__-__s9.json").exists()
 
 
 def test_model_based_methods_through_the_runner(csv_path, tmp_path, tiny_bert_dir, tiny_llama_dir):
