@@ -106,7 +106,7 @@ def test_failed_cell_is_recorded_and_sets_exit_code(csv_path, tmp_path, tiny_ber
 
 def test_a_full_disk_stops_the_grid_even_with_continue_on_error(csv_path, tmp_path, tiny_bert_dir, monkeypatch,
                                                                 capsys):
-    """On a full disk every later cell would fail in seconds (a grid once marked 40 cells failed so):
+    """On a full disk every later cell would fail in seconds (a grid once marked 29 cells failed so):
     the first failure stops the run, and says why and what to do."""
     import shutil
     from collections import namedtuple
