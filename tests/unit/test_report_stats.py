@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import sys
 from pathlib import Path
 
@@ -182,6 +183,38 @@ def test_diversity_measures():
     assert normalized_edit_distance("same text", "same text") == 0.0
     assert self_bleu(["the crew was very friendly today"] * 3) == pytest.approx(1.0)
     assert label_consistency(["x", "y", "z", "w"], ["p", "n", "p", "n"], lambda t: ["p"] * len(t)) == 0.5
+
+
+def _python_levenshtein(a, b):
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+def test_fast_self_bleu_and_edit_distance_equal_the_textbook_definitions():
+    """The one-pass self-BLEU equals nltk's sentence_bleu averaged over texts (repeated, short, one-token
+    and tied texts included), and the C++ edit distance equals the dynamic-programming table."""
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    rng = random.Random(7)
+    vocab = "a b c d e f".split()
+    for trial in range(30):
+        texts = [" ".join(rng.choice(vocab) for _ in range(rng.choice([1, 2, 3, 5, 8, 13]))) for _ in range(12)]
+        texts += texts[:2]  # exact repeats: the largest count is tied
+        toks = [tokenize(t) for t in texts]
+        sm = SmoothingFunction().method1
+        want = sum(sentence_bleu(toks[:i] + toks[i + 1:], h, smoothing_function=sm)
+                   for i, h in enumerate(toks)) / len(toks)
+        assert self_bleu(texts, max_samples=100) == pytest.approx(want, abs=1e-12), trial
+        a, b = toks[0], toks[3]
+        assert edit_distance(a, b) == _python_levenshtein(a, b)
+    assert self_bleu(["航班晚点了", "航班准点"]) == pytest.approx(
+        sentence_bleu([list("航班准点")], list("航班晚点了"), smoothing_function=SmoothingFunction().method1) / 2
+        + sentence_bleu([list("航班晚点了")], list("航班准点"), smoothing_function=SmoothingFunction().method1) / 2)
 
 
 def test_record_row_failed_and_unavailable_carry_no_numbers(tmp_path):
