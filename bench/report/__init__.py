@@ -57,8 +57,7 @@ def copy_run_files(run_dir: str | Path, out_dir: str | Path) -> list[str]:
     n = 0
     for cell, rel in synthetic.items():
         if cell in keep:
-            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(run_dir / rel, out_dir / rel)
+            _copy_compressed(run_dir / rel, out_dir / rel)
             n += 1
     if n:
         copied.append(f"{n} synthetic files")
@@ -75,6 +74,7 @@ def _record_files(run_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
     """({cell id: data set}, {cell id: synthetic path}) of the run's readable records; a synthetic path
     is kept when it is relative and the file exists."""
     from bench.records import RecordError, read_record
+    from bench.report.load import compressed_or_plain
 
     datasets, synthetic = {}, {}
     for rec_file in sorted((run_dir / "records").glob("*.json")):
@@ -84,9 +84,30 @@ def _record_files(run_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
             continue  # the report lists unreadable records; nothing to copy from them
         datasets[rec.cell_id] = rec.dataset
         rel = rec.synthetic_path
-        if rel and not Path(rel).is_absolute() and (run_dir / rel).is_file():
+        if rel and not Path(rel).is_absolute() and compressed_or_plain(run_dir / rel).is_file():
             synthetic[rec.cell_id] = rel
     return datasets, synthetic
+
+
+def _copy_compressed(src: Path, dst: Path) -> None:
+    """``dst`` + ``.gz``, gzip-compressed without a timestamp (so an unchanged file commits unchanged),
+    and no plain copy beside it. Pseudo samples are most of a reference report's bytes (a Chinese
+    grid's run to tens of MB), and compress several-fold; the report's readers open either form."""
+    import gzip
+    import shutil
+
+    from bench.report.load import compressed_or_plain
+
+    src = compressed_or_plain(src)
+    gz = dst.with_name(dst.name + ".gz")
+    gz.parent.mkdir(parents=True, exist_ok=True)
+    if src.suffix == ".gz":
+        shutil.copy2(src, gz)
+    else:
+        with open(src, "rb") as fin, open(gz, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
+                                                                          filename="") as fout:
+            shutil.copyfileobj(fin, fout)
+    dst.unlink(missing_ok=True)
 
 
 def _write_results(run_dir: Path, out: Path, metrics: Sequence[str], result: dict[str, Any]) -> list[str]:

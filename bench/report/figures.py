@@ -494,8 +494,12 @@ tfidf_svd_embed.description = "TF-IDF (char 1-3-grams) + truncated SVD (50 dims)
 
 
 def read_jsonl(path: str | Path, limit: int | None = None) -> list[dict]:
+    """The JSON lines of ``path`` (gzip-compressed when it ends in ``.gz``), skipping unparsable ones."""
+    import gzip
+
     out = []
-    with open(path, encoding="utf-8") as fh:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
         for line in fh:
             line = line.strip()
             if not line:

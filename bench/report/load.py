@@ -32,13 +32,20 @@ def _num(x: Any) -> float:
 
 
 def resolve_synthetic_path(path: str | None, run_dir: Path) -> str | None:
-    """Relative paths are relative to the run directory (records.md)."""
+    """Relative paths are relative to the run directory (records.md); a reference report holds the
+    file gzip-compressed (``.jsonl.gz``), which is returned when the plain file is not there."""
     if not path:
         return None
     p = Path(path)
     if not p.is_absolute():
         p = run_dir / p
-    return str(p)
+    return str(compressed_or_plain(p))
+
+
+def compressed_or_plain(path: Path) -> Path:
+    """``path`` if it exists, else ``path.gz`` if that exists, else ``path``."""
+    gz = path.with_name(path.name + ".gz")
+    return gz if not path.exists() and gz.exists() else path
 
 
 def configuration(info: MethodInfo) -> tuple[str, str | None, Any]:

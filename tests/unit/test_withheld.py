@@ -43,8 +43,25 @@ def test_copied_run_files_hold_no_predictions_or_pseudo_samples_of_a_withheld_da
     assert sorted(p.name for p in (ref / "records").iterdir()) == sorted(p.name for p in (run / "records").iterdir())
     assert sorted(p.name for p in (ref / "predictions").iterdir()) == [
         "airline__5pct__genius-f__G-E__s0.json", "airline__5pct__none__-__s0.json"]
-    assert [p.name for p in (ref / "cache" / "synthetic").iterdir()] == ["airline.jsonl"]
+    assert [p.name for p in (ref / "cache" / "synthetic").iterdir()] == ["airline.jsonl.gz"]
     assert any("withheld" in c and "smp2020-ewect" in c for c in copied)
+
+
+def test_copied_pseudo_samples_are_compressed_reproducibly_and_the_report_of_the_copy_reads_them(tmp_path):
+    import gzip
+
+    run, ref = _run(tmp_path), tmp_path / "ref"
+    copy_run_files(run, ref)
+    gz = ref / "cache" / "synthetic" / "airline.jsonl.gz"
+    first = gz.read_bytes()
+    assert gzip.decompress(first) == (run / "cache" / "synthetic" / "airline.jsonl").read_bytes()
+    copy_run_files(run, ref)  # a later copy of the same samples is byte-identical: no timestamp inside
+    assert gz.read_bytes() == first
+    again = tmp_path / "ref2"
+    copy_run_files(ref, again)  # a report of a report keeps the compressed file as it is
+    assert (again / "cache" / "synthetic" / "airline.jsonl.gz").read_bytes() == first
+    build_report(ref, ref, figures=False, train_data=None)
+    assert "a shareable tweet 1" in (ref / "table1_lm.md").read_text(encoding="utf-8")
 
 
 def test_a_report_quotes_no_text_of_a_withheld_data_set_but_keeps_its_scores(tmp_path):
