@@ -10,27 +10,19 @@ moved aside (kept, named in the message) and rebuilt from the records.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.api.io import atomic_write_json, read_json
+from bench.api.io import atomic_write_json, file_lock, read_json
 
 NAME = "manifest.json"
 
 
-@contextlib.contextmanager
-def locked(run_dir: Path) -> Iterator[None]:
+def locked(run_dir: Path) -> contextlib.AbstractContextManager[None]:
     """An exclusive lock on the run directory's manifest (released when the block ends)."""
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    with open(Path(run_dir) / ".manifest.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return file_lock(Path(run_dir) / ".manifest.lock")
 
 
 def read(run_dir: Path, warn: Callable[[str], None] = print) -> dict[str, Any]:

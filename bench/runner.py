@@ -43,7 +43,15 @@ from bench.api import (
     stable_hash,
 )
 from bench.api.hub import backbone_substitute
-from bench.api.io import atomic_write_json, check_sealed, read_json, read_sealed, seal, write_sealed
+from bench.api.io import (
+    atomic_write_json,
+    check_sealed,
+    file_lock,
+    read_json,
+    read_sealed,
+    seal,
+    write_sealed,
+)
 from bench.classifier import PROTOCOL, ClassifierConfig, TrainedClassifier, train_classifier
 from bench.config import RunConfig, backbone_for
 from bench.records import (
@@ -334,18 +342,20 @@ def get_proxy(cell: Cell, clf_cfg: ClassifierConfig | None = None) -> tuple[Trai
     clf_cfg = clf_cfg or cell.base_clf()
     d = Path(cell.cfg.cache_dir) / "classifiers" / proxy_key(cell.spec, cell.data, clf_cfg)
     t0 = time.perf_counter()
-    cached = _load_proxy(cell, d)
-    if cached is not None:
-        clf, info = cached
-    else:
-        progress.stage("proxy")
-        res = train_classifier(cell.data.train, cell.data.dev, cell.data.labels, clf_cfg, seed=train_seed(cell.spec),
-                               budget_items=budget_items(cell), progress=_steps("proxy"))
-        res.classifier.save(d)
-        info = {**asdict(dev_info(res)), "train_seconds": res.train_seconds, "from_cache": False}
-        atomic_write_json(d / "train_result.json", info)
-        seal(d)
-        clf = res.classifier
+    with file_lock(d.with_name(d.name + ".lock")):  # another process training this proxy: wait, then load it
+        cached = _load_proxy(cell, d)
+        if cached is not None:
+            clf, info = cached
+        else:
+            progress.stage("proxy")
+            res = train_classifier(cell.data.train, cell.data.dev, cell.data.labels, clf_cfg,
+                                   seed=train_seed(cell.spec), budget_items=budget_items(cell),
+                                   progress=_steps("proxy"))
+            res.classifier.save(d)
+            info = {**asdict(dev_info(res)), "train_seconds": res.train_seconds, "from_cache": False}
+            atomic_write_json(d / "train_result.json", info)
+            seal(d)
+            clf = res.classifier
     cell.timed("proxy", t0)
     return clf, info
 

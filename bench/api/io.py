@@ -7,9 +7,12 @@ process umask's mode (as ``open`` would), so a team sharing a cache directory ca
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,24 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """An exclusive ``fcntl`` lock on ``path`` (created if missing), held while the block runs.
+
+    Used where two processes would otherwise compute the same cache entry side by side (two grid
+    lanes reaching one seed's proxy classifier, or the once-per-machine MLM adaptation, at once):
+    the second waits, then finds the entry made, instead of spending a core on a copy it discards.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -166,6 +166,7 @@ def adapted_mlm_dir(backbone: str = "minilm", root: Path | None = None,
     """
     from bench.api.hashing import stable_hash
     from bench.api.hub import locate
+    from bench.api.io import file_lock
     from bench.api.resources import bench_home
 
     unknown = set(overrides) - set(ADAPT_DEFAULTS)
@@ -179,16 +180,16 @@ def adapted_mlm_dir(backbone: str = "minilm", root: Path | None = None,
     dest = Path(root or bench_home() / "mlm") / stable_hash(key)
     if (dest / "adaptation.json").exists():
         return dest
-    tmp = dest.with_name(f"{dest.name}.tmp{os.getpid()}")
-    report = _adapt(path, tmp, params, progress)
-    report["key"] = key
-    (tmp / "adaptation.json").write_text(json.dumps(report, indent=2))
-    if (dest / "adaptation.json").exists():  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-        return dest
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
+    with file_lock(dest.with_name(dest.name + ".lock")):  # a second process waits for the first's adaptation
+        if (dest / "adaptation.json").exists():
+            return dest
+        tmp = dest.with_name(f"{dest.name}.tmp{os.getpid()}")
+        report = _adapt(path, tmp, params, progress)
+        report["key"] = key
+        (tmp / "adaptation.json").write_text(json.dumps(report, indent=2))
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
     return dest
 
 
