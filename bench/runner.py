@@ -342,7 +342,7 @@ def get_proxy(cell: Cell, clf_cfg: ClassifierConfig | None = None) -> tuple[Trai
     clf_cfg = clf_cfg or cell.base_clf()
     d = Path(cell.cfg.cache_dir) / "classifiers" / proxy_key(cell.spec, cell.data, clf_cfg)
     t0 = time.perf_counter()
-    with file_lock(d.with_name(d.name + ".lock")):  # another process training this proxy: wait, then load it
+    with file_lock(Path(cell.cfg.cache_dir) / "locks" / f"proxy-{d.name}"):  # another process training it: wait, load
         cached = _load_proxy(cell, d)
         if cached is not None:
             clf, info = cached

@@ -180,7 +180,7 @@ def adapted_mlm_dir(backbone: str = "minilm", root: Path | None = None,
     dest = Path(root or bench_home() / "mlm") / stable_hash(key)
     if (dest / "adaptation.json").exists():
         return dest
-    with file_lock(dest.with_name(dest.name + ".lock")):  # a second process waits for the first's adaptation
+    with file_lock(dest.with_name(f".{dest.name}.lock")):  # a second process waits for the first
         if (dest / "adaptation.json").exists():
             return dest
         tmp = dest.with_name(f"{dest.name}.tmp{os.getpid()}")

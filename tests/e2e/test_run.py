@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pytest
@@ -167,7 +168,8 @@ def test_report_writes_table2(csv_path, tmp_path, tiny_bert_dir):
     assert (ref / "manifest.json").read_text() == (out / "manifest.json").read_text()
     assert len(list((ref / "predictions").iterdir())) == len(list((out / "predictions").iterdir())) > 0
     aeda = json.loads((ref / "records" / "csv-tiny.csv__50pct__aeda__G-E__s0.json").read_text())
-    assert (ref / aeda["synthetic_path"]).read_text() == (out / aeda["synthetic_path"]).read_text()  # pseudo samples
+    gz = ref / (aeda["synthetic_path"] + ".gz")  # pseudo samples, compressed in the reference copy
+    assert gzip.decompress(gz.read_bytes()).decode() == (out / aeda["synthetic_path"]).read_text(encoding="utf-8")
     assert main(["report", str(ref), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "table2.md").read_text() == md
     assert (tmp_path / "again" / "diversity.md").read_text() == (out / "report" / "diversity.md").read_text()
