@@ -94,19 +94,19 @@ def _copy_compressed(src: Path, dst: Path) -> None:
     and no plain copy beside it. Pseudo samples are most of a reference report's bytes (a Chinese
     grid's run to tens of MB), and compress several-fold; the report's readers open either form."""
     import gzip
-    import shutil
+    import io
 
+    from bench.api.io import atomic_write_bytes
     from bench.report.load import compressed_or_plain
 
     src = compressed_or_plain(src)
-    gz = dst.with_name(dst.name + ".gz")
-    gz.parent.mkdir(parents=True, exist_ok=True)
-    if src.suffix == ".gz":
-        shutil.copy2(src, gz)
-    else:
-        with open(src, "rb") as fin, open(gz, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
-                                                                          filename="") as fout:
-            shutil.copyfileobj(fin, fout)
+    data = src.read_bytes()
+    if src.suffix != ".gz":
+        buf = io.BytesIO()
+        with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as fout:
+            fout.write(data)
+        data = buf.getvalue()
+    atomic_write_bytes(dst.with_name(dst.name + ".gz"), data)  # whole or absent, as every other cache file
     dst.unlink(missing_ok=True)
 
 
