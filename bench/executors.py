@@ -244,16 +244,17 @@ REFERENCE_SCALE = (505, 640)  # (originals, budget in steps of 16 texts) of the 
 @dataclass(frozen=True)
 class CellCost:
     """A family's cost per cell as rates: seconds of generation per original of the view, seconds of
-    everything else per budget step (counted in steps of the run's batch size), and seconds per original
-    of the fit a cell pays only when no earlier cell trained it (a shared diffusion LM, a cached adapter)."""
+    everything else per budget step (counted in steps of the run's batch size), and seconds per unit of
+    fit work (:meth:`Augmenter.fit_work`: the originals, or DiffusionCLS's diffusion-LM steps) of the fit
+    a cell pays only when no earlier cell trained it (a shared diffusion LM, a cached adapter)."""
 
     per_original: float
     per_step: float
-    fit_per_original: float = 0.0
+    fit_per_unit: float = 0.0
 
-    def seconds(self, originals: int, steps: int, pays_fit: bool = True) -> float:
-        fit = self.fit_per_original if pays_fit else 0.0
-        return (self.per_original + fit) * originals + self.per_step * steps
+    def seconds(self, originals: int, steps: int, pays_fit: bool = True, fit_work: float | None = None) -> float:
+        fit = self.fit_per_unit * (originals if fit_work is None else fit_work) if pays_fit else 0.0
+        return self.per_original * originals + fit + self.per_step * steps
 
 
 def _record_scale(r) -> tuple[int, int] | None:
@@ -273,7 +274,7 @@ def _record_backbone(r) -> str | None:
 
 
 def cost_model(records: Iterable) -> dict[CostKey, CellCost]:
-    """Per method family, the mean rates of the records that computed their cell, both per classifier
+    """Per method family, the median rates of the records that computed their cell, both per classifier
     backbone (key ``(family, backbone)``: a frozen-Gemma cell's steps and a Gemma generator's texts cost
     nothing like MiniLM's) and over every backbone (key ``family``). A fit the record says it trained
     (``fit_reused`` false) is priced apart, so that a cell reusing a cached diffusion LM does not make the
@@ -291,19 +292,24 @@ def cost_model(records: Iterable) -> dict[CostKey, CellCost]:
         trained = getattr(r, "fit_reused", None) is False
         for k in keys:
             if trained:
-                fits.setdefault(k, []).append(fit / scale[0])
+                fits.setdefault(k, []).append(fit / (getattr(r, "fit_work", None) or scale[0]))
             rates.setdefault(k, []).append(((augment if trained else fit + augment) / scale[0], rest / scale[1]))
-    return {k: CellCost(_mean(a for a, _ in v), _mean(b for _, b in v),
-                        _mean(fits[k]) if k in fits else default_cost(k if isinstance(k, str) else k[0]).fit_per_original)
+    return {k: CellCost(_median(a for a, _ in v), _median(b for _, b in v),
+                        _median(fits[k]) if k in fits else default_cost(k if isinstance(k, str) else k[0]).fit_per_unit)
             for k, v in rates.items()}
 
 
-def _mean(xs: Iterable[float]) -> float:
-    xs = list(xs)
-    return sum(xs) / len(xs)
+def _median(xs: Iterable[float]) -> float:
+    """The median rate: a cell that also paid a once-per-machine preparation inside its fit (the 37-minute
+    MLM adaptation) or ran beside a third job does not price every later cell."""
+    import statistics
+
+    return statistics.median(xs)
 
 
 def default_cost(family: str) -> CellCost:
+    """The reference costs as rates. The shared fit's minutes are spread over the reference view's 505
+    originals; DiffusionCLS counts its fit in diffusion-LM steps, 508 on that view (within 1%)."""
     gen, rest = DEFAULT_MINUTES.get(family, (0, 10))
     shared = DEFAULT_SHARED_FIT_MINUTES.get(family, 0)
     n, steps = REFERENCE_SCALE
@@ -327,15 +333,21 @@ def cell_backbone(cell: CellSpec, cfg: RunConfig) -> str:
     return runner.classifier_config(cfg, runner.cell_data(cell, cfg).language).backbone
 
 
+def cell_fit_work(cell: CellSpec, cfg: RunConfig, originals: int) -> float:
+    """The fit work (:meth:`Augmenter.fit_work`) of the cell's method on a view of ``originals``."""
+    return make_augmenter(cell, cfg).fit_work(originals)
+
+
 def estimate_seconds(cell: CellSpec, model: dict[CostKey, CellCost], scale: tuple[int, int] = REFERENCE_SCALE,
-                     pays_fit: bool = True, backbone: str | None = None) -> float:
+                     pays_fit: bool = True, backbone: str | None = None, fit_work: float | None = None) -> float:
     """The cell's cost from its family's measured rates on ``backbone`` (any backbone when None), else
-    the reference costs (measured on the quick preset's MiniLM cells)."""
+    the reference costs (measured on the quick preset's MiniLM cells). ``fit_work``: the cell's
+    :func:`cell_fit_work` (None: the view's originals)."""
     from methods import METHODS
 
     family = METHODS.get(cell.method).facts()["family"]
     cost = model.get(family if backbone is None else (family, backbone)) or default_cost(family)
-    return cost.seconds(*scale, pays_fit=pays_fit)
+    return cost.seconds(*scale, pays_fit=pays_fit, fit_work=fit_work)
 
 
 def fit_payers(cells: list[CellSpec], records: Iterable, cfg: RunConfig) -> set[str]:
@@ -383,8 +395,11 @@ class Eta:
                 scales[(c.dataset, c.view)] = cell_scale(c, cfg)
             if c.dataset not in backbones:
                 backbones[c.dataset] = cell_backbone(c, cfg)
-        self.left = {c.cell_id: estimate_seconds(c, model, scales[(c.dataset, c.view)], c.cell_id in payers,
-                                                 backbones[c.dataset]) for c in cells}
+        self.left = {}
+        for c in cells:
+            scale, pays = scales[(c.dataset, c.view)], c.cell_id in payers
+            work = cell_fit_work(c, cfg, scale[0]) if pays else None
+            self.left[c.cell_id] = estimate_seconds(c, model, scale, pays, backbones[c.dataset], work)
         self.jobs = max(1, jobs)
         self.t0 = time.perf_counter()
 

@@ -144,6 +144,10 @@ class CellRecord:
     counts: Counts | None = doc("examples and pseudo samples", None)
     fit_reused: bool | None = doc("whether the method's fit loaded a generator an earlier cell trained (then `fit` "
                                   "excludes the training); null when the method caches no such stage", None)
+    fit_work: float | None = doc("the training the method's fit does on this view, in the method's unit "
+                                 "(`Augmenter.fit_work`: DiffusionCLS's diffusion-LM optimizer steps, otherwise "
+                                 "the originals); the ETA prices a fit per unit; null for methods without a fit",
+                                 None)
     timings: dict[str, float] = doc("seconds per stage: data, proxy, fit, augment, train, evaluate, total",
                                     factory=dict)
     substitutes: list[dict[str, str]] = doc("every offline stand-in used in the cell: {role, paper, used}",
@@ -256,6 +260,8 @@ def migrate(d: dict[str, Any], source: str = "<record>") -> dict[str, Any]:
         v = d["schema"]
     if "fit_reused" not in d:
         d["fit_reused"] = _fit_reused_before_the_field(d)
+    if "fit_work" not in d:
+        d["fit_work"] = fit_work_from_stats(d.get("method_stats"))
     return d
 
 
@@ -268,6 +274,15 @@ def _fit_reused_before_the_field(d: dict[str, Any]) -> bool | None:
         return None
     flag = fit.get("cache_hit", fit.get("cached"))
     return bool(flag) if flag is not None else None
+
+
+def fit_work_from_stats(method_stats: dict[str, Any] | None) -> float | None:
+    """``fit_work`` of a record (or cached pseudo-sample set) written before the field existed: the optimizer
+    steps a diffusion LM said in its fit statistics (``training.steps``); otherwise unknown (the ETA then
+    counts the view's originals, the default unit)."""
+    fit = (method_stats or {}).get("fit")
+    steps = (fit.get("training") or {}).get("steps") if isinstance(fit, dict) else None
+    return float(steps) if isinstance(steps, int | float) and not isinstance(steps, bool) else None
 
 
 def registry_facts(name: str) -> dict[str, Any]:

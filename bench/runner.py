@@ -63,6 +63,7 @@ from bench.records import (
     Metrics,
     RecordError,
     Seeds,
+    fit_work_from_stats,
     git_commit,
     now,
     read_record,
@@ -456,6 +457,7 @@ def get_synthetic(cell: Cell, ctx: FitContext) -> tuple[list[Synthetic], dict[st
     cell.timed("augment", t0)
     stats = {"requested": res.requested, "produced": res.produced, "shortfall": sum(res.shortfall.values()),
              "method_stats": res.stats, "substitutes": cell.aug.substitutes(), "fit_reused": cell.aug.fit_reused,
+             "fit_work": cell.aug.fit_work(len(cell.data.train)) if cell.aug.meta.needs_fit else None,
              "timings": {"fit": cell.timings["fit"], "augment": cell.timings["augment"]}}
     write_jsonl(path, res.synthetic)
     atomic_write_json(meta, stats)
@@ -550,6 +552,7 @@ def run_stages(cell: Cell) -> None:
         synthetic_counts(cell, synthetic, stats)
         cell.record.method_stats = stats["method_stats"]
         cell.record.fit_reused = stats.get("fit_reused")  # as when the pseudo samples were made
+        cell.record.fit_work = stats.get("fit_work", fit_work_from_stats(stats["method_stats"]))
         cell.record.synthetic_path = _relative(synthetic_path(cell), Path(cell.cfg.out_dir))
     evaluate(cell, train_final(cell, synthetic, ctx, fitted))
     cell.record.substitutes = _dedupe(subs)

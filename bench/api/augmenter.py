@@ -202,6 +202,12 @@ class Augmenter(ABC):
             return None
         return {"family": self.seed_family or self.meta.name, "version": self.meta.version, "fit": fit}
 
+    def fit_work(self, n_train: int) -> float:
+        """How much training :meth:`fit` does on ``n_train`` originals, in the method's own unit (default:
+        the originals). The grid's ETA prices a fit per unit of this, so a method whose fit does not grow
+        linearly with the view (DiffusionCLS caps its diffusion LM's steps) says so here."""
+        return float(n_train)
+
     def substitutes(self) -> list[dict[str, str]]:
         """Offline stand-ins this method used for the paper's models: [{role, paper, used}]."""
         return []

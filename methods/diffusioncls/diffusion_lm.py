@@ -127,6 +127,14 @@ def training_pairs(n: int, T: int, coverage: str, n_groups: int, rng: random.Ran
     return pairs
 
 
+def planned_steps(n: int, *, epochs: int, batch_size: int, coverage: str, n_groups: int, max_steps: int = 0) -> int:
+    """Optimizer steps :func:`train_diffusion_lm` takes on ``n`` sequences: what its time grows with
+    (linear in ``n`` until ``max_steps`` caps it), so the grid's ETA can price a fit it has not run."""
+    per_epoch = n * (n_groups if coverage == "groups" else 1)
+    total = int(epochs) * -(-per_epoch // int(batch_size))
+    return min(total, int(max_steps)) if max_steps else total
+
+
 def train_diffusion_lm(model, tok, toks, weights, label_ids: Sequence[int] | None, *, T: int, lam: float,
                        schedule: str, epochs: int, lr: float, batch_size: int, seed: int,
                        coverage: str = "random", n_groups: int = 8, max_steps: int = 0,
@@ -145,9 +153,8 @@ def train_diffusion_lm(model, tok, toks, weights, label_ids: Sequence[int] | Non
     gen = torch.Generator().manual_seed(int(seed))
     rng = random.Random(int(seed))
     epoch_pairs = [training_pairs(len(toks), T, coverage, n_groups, rng) for _ in range(int(epochs))]
-    total = sum(-(-len(p) // batch_size) for p in epoch_pairs)
-    if max_steps:
-        total = min(total, int(max_steps))
+    total = planned_steps(len(toks), epochs=epochs, batch_size=batch_size, coverage=coverage, n_groups=n_groups,
+                          max_steps=max_steps)
     opt, sched = _dlm_optimizer(model, lr, weight_decay, total)
     every = max(1, total // 20)
     history, step = [], 0

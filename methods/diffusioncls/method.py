@@ -51,7 +51,7 @@ from bench.api import (
 from bench.api.hub import OFFLINE_BACKBONES, is_frozen
 from bench.api.io import check_sealed
 from bench.api.objective import BUDGET_UNITS, CE_WEIGHTINGS, NRT_FORMS, NRT_REPRS, PSEUDO_GRADS
-from methods.diffusioncls.diffusion_lm import DLM_COVERAGE
+from methods.diffusioncls.diffusion_lm import DLM_COVERAGE, planned_steps
 from methods.diffusioncls.generate import DECODINGS, DiffusionGenerator, GenItem, hash_seed
 from methods.diffusioncls.importance import NORMS, importance_weights, tokenize_texts
 from methods.diffusioncls.schedule import SCHEDULES, step_group_steps
@@ -205,6 +205,15 @@ class DiffusionCLS(Augmenter):
                 "ce_weighting": p.ce_weighting, "pseudo_grad": p.pseudo_grad, "budget_unit": p.budget_unit}
 
     # ------------------------------------------------------------------ fit
+    def fit_work(self, n_train: int) -> float:
+        """The diffusion LM's optimizer steps: ``n_groups`` pairs per sentence an epoch, capped at
+        ``dlm_max_steps`` (a 20% view trains no longer than a 12% one); none without generation."""
+        p = self.p
+        if not p.generate:
+            return 0.0
+        return float(planned_steps(n_train, epochs=p.dlm_epochs, batch_size=p.dlm_batch_size, coverage=p.dlm_coverage,
+                                   n_groups=p.n_groups, max_steps=p.dlm_max_steps))
+
     def _fit(self, train: list[Example], context) -> None:
         p = self.p
         self._backbone = context.backbone

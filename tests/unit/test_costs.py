@@ -20,11 +20,12 @@ from bench.runner import CellSpec
 
 
 def _rec(family, originals, budget_steps, fit, augment, total, texts_per_step=None, status="ok", fit_reused=None,
-         backbone=None):
+         backbone=None, fit_work=None):
     training = {"texts_per_step": texts_per_step} if texts_per_step else {}
     return NS(status=status, method=family, method_info=NS(family=family), classifier={"batch_size": 16},
               counts=NS(train=originals), dev=NS(budget_steps=budget_steps, training=training),
-              timings={"fit": fit, "augment": augment, "total": total}, fit_reused=fit_reused, backbone=backbone)
+              timings={"fit": fit, "augment": augment, "total": total}, fit_reused=fit_reused, backbone=backbone,
+              fit_work=fit_work)
 
 
 def test_rates_come_from_records_and_scale_with_the_view():
@@ -62,12 +63,41 @@ def test_a_reused_fit_does_not_make_the_next_training_look_cheap():
     m = cost_model([_rec("diffusioncls", 505, 640, 2020.0, 101.0, 3401.0, fit_reused=False),
                     _rec("diffusioncls", 505, 640, 0.5, 101.0, 1381.5, fit_reused=True)])
     c = m["diffusioncls"]
-    assert c.fit_per_original == pytest.approx(4.0)
+    assert c.fit_per_unit == pytest.approx(4.0)
     assert c.per_original == pytest.approx((101.0 + 101.5) / 2 / 505)
     assert c.seconds(505, 640) - c.seconds(505, 640, pays_fit=False) == pytest.approx(2020.0)
     # a family whose records never trained the shared stage keeps the reference rate for it
     only_reused = cost_model([_rec("diffusioncls", 505, 640, 0.5, 101.0, 1381.5, fit_reused=True)])
-    assert only_reused["diffusioncls"].fit_per_original == default_cost("diffusioncls").fit_per_original > 0
+    assert only_reused["diffusioncls"].fit_per_unit == default_cost("diffusioncls").fit_per_unit > 0
+
+
+def test_a_capped_diffusion_lm_is_priced_by_its_steps_not_by_the_views_size(tmp_path):
+    """The diffusion LM stops at dlm_max_steps (1,200 in the quick preset): a 1% cell trained 104 steps
+    in 312 s, so a 20% view (about 2,000 tweets, 1,200 steps) costs 3,600 s of fit, not 20x the 1%."""
+    from bench.config import RunConfig
+    from bench.executors import cell_fit_work
+
+    m = cost_model([_rec("diffusioncls", 102, 640, 312.0, 15.0, 1000.0, fit_reused=False, fit_work=104.0)])
+    assert m["diffusioncls"].fit_per_unit == pytest.approx(3.0)
+    cfg = RunConfig.from_preset("quick", out_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), device="cpu")
+    cell = CellSpec("airline", "20pct", "diffusioncls-ref", "G-E", 0)
+    assert cell_fit_work(CellSpec("airline", "1pct", "diffusioncls-ref", "G-E", 0), cfg, 102) == 104.0
+    assert cell_fit_work(cell, cfg, 2020) == 1200.0  # 4 epochs x 505 batches, capped
+    assert cell_fit_work(CellSpec("airline", "20pct", "eda", "G-E", 0), cfg, 2020) == 2020.0  # default: originals
+    fit = (estimate_seconds(cell, m, (2020, 2000), fit_work=1200.0)
+           - estimate_seconds(cell, m, (2020, 2000), pays_fit=False))
+    assert fit == pytest.approx(3600.0)
+    # a record without the field prices its fit per original, the default unit
+    old = cost_model([_rec("diffusioncls", 102, 640, 312.0, 15.0, 1000.0, fit_reused=False)])
+    assert old["diffusioncls"].fit_per_unit == pytest.approx(312.0 / 102)
+
+
+def test_one_cell_that_also_prepared_the_machine_does_not_price_every_later_cell():
+    """fig5's first DiffusionCLS cell spent 2,489 s in its fit, 37 minutes of it adapting MiniLM's MLM
+    head once for the machine; the next two trained the same 104 steps in 311 and 326 s."""
+    recs = [_rec("diffusioncls", 102, 640, fit, 15.0, fit + 600.0, fit_reused=False, fit_work=104.0)
+            for fit in (2489.0, 311.0, 326.0)]
+    assert cost_model(recs)["diffusioncls"].fit_per_unit == pytest.approx(326.0 / 104)
 
 
 def test_only_the_first_cell_of_a_shared_diffusion_lm_pays_for_it(tmp_path):

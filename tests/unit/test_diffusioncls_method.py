@@ -78,6 +78,7 @@ def test_fit_augment_provenance_determinism_and_cache(proxy, tmp_path):
     assert m.fit_info["cache_hit"] is False and m.fit_reused is False
     steps = m.fit_info["training"]["steps"]  # a long fit says where it is: its steps, then each epoch
     assert f"diffusion LM step {steps}/{steps}" in " ".join(lines) and lines[-1].startswith("diffusion LM epoch 1/1")
+    assert m.fit_work(len(TRAIN)) == steps  # what the grid's ETA prices is the training that ran
     assert m.fit_info["dlm_init"] == "proxy"  # auto: a masked LM with its own trained head -> the paper's init
     res = m.augment(TRAIN[:3], 4)
     assert res.produced == 12 and not res.shortfall

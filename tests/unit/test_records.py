@@ -75,3 +75,13 @@ def test_a_record_from_before_fit_reused_takes_it_from_the_methods_fit_statistic
     assert CellRecord.from_json({**d, "method_stats": {"fit": {"cache_hit": True}}}).fit_reused is True
     assert CellRecord.from_json({**d, "method_stats": {"fit": {"cached": False}}}).fit_reused is False
     assert CellRecord.from_json(d).fit_reused is None
+
+
+def test_a_record_from_before_fit_work_takes_the_diffusion_lms_steps_from_its_fit_statistics():
+    base = CellRecord(cell_id="a__5pct__m__G-E__s0", dataset="a", view="5pct", method="m", policy="G/E", seed=0)
+    d = base.to_json()
+    d.pop("fit_work")
+    assert CellRecord.from_json({**d, "method_stats": {"fit": {"training": {"steps": 104}}}}).fit_work == 104.0
+    assert CellRecord.from_json({**d, "method_stats": {"fit": {"training": {"steps": True}}}}).fit_work is None
+    assert CellRecord.from_json(d).fit_work is None
+    assert CellRecord.from_json({**d, "fit_work": 7.0}).fit_work == 7.0
