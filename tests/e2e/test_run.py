@@ -227,6 +227,10 @@ def test_model_based_methods_through_the_runner(csv_path, tmp_path, tiny_bert_di
     assert sw["method_stats"]["fit"]["cache_hit"] is True
     assert sw["fit_reused"] is True and d["fit_reused"] is False  # the record's typed fact, for the grid's ETA
     assert recs["csv-tiny.csv__50pct__lambada__G-E__s0"]["fit_reused"] is False  # its LoRA adapter trained
+    # the fit's work in the method's unit: the diffusion LM's steps as trained; the originals by default
+    assert d["fit_work"] == d["method_stats"]["fit"]["training"]["steps"] > 0
+    assert recs["csv-tiny.csv__50pct__lambada__G-E__s0"]["fit_work"] == d["counts"]["train"]
+    assert recs["csv-tiny.csv__50pct__none__-__s0"]["fit_work"] is None
     assert sw["method_stats"]["fit"]["diffusion_lm_key"] == d["method_stats"]["fit"]["diffusion_lm_key"]
     assert main(["report", str(out)]) == 0
     rep = out / "report"
