@@ -188,11 +188,15 @@ class DiffusionCLS(Augmenter):
 
     # ------------------------------------------------------------------ metadata
     def substitutes(self) -> list[dict[str, str]]:
+        paper = "chinese-roberta-wwm-ext MLM" if self.language == "zh" else "bert-base-uncased MLM"
+        if self._backbone and self._backbone.startswith("prepared:"):
+            return [{"role": "diffusion LM init", "paper": paper,
+                     "used": f"suite-prepared {self._backbone.split(':', 1)[1]} (`bench prepare backbone`) with the "
+                             "MLM head of its own pretraining"}]
         if not self._backbone or self._backbone not in OFFLINE_BACKBONES:
             return []
         acc = (self._mlm_report or {}).get("fill_mask_accuracy")
         acc_s = f"{acc:.3f}" if isinstance(acc, float) else "not measured"
-        paper = "chinese-roberta-wwm-ext MLM" if self.language == "zh" else "bert-base-uncased MLM"
         return [{"role": "diffusion LM init", "paper": paper,
                  "used": f"{OFFLINE_BACKBONES[self._backbone].describe} + suite MLM adaptation on IMDb "
                          f"(held-out fill-mask acc {acc_s})"

@@ -190,3 +190,17 @@ def test_every_classifier_option_a_method_sets_keeps_its_records_paired_with_non
         opts = _method(name).classifier_options()
         assert set(opts) <= set(METHOD_OPTIONS), name
         assert classifier_setting(ClassifierConfig(**opts).key()) == classifier_setting(ClassifierConfig().key())
+
+
+def test_the_diffusion_lms_offline_start_is_named_as_a_substitute():
+    """A Chinese run's diffusion LM starts from the suite-prepared char BERT: the record must say so (it
+    said nothing before, as only MiniLM was known); a hub model is the paper's kind and names none."""
+    m = _method("diffusioncls-ref")
+    m.language, m._backbone = "zh", "prepared:zh-char-bert"
+    (sub,) = m.substitutes()
+    assert sub["paper"] == "chinese-roberta-wwm-ext MLM" and "zh-char-bert" in sub["used"]
+    m.language, m._backbone = "en", "minilm"
+    (sub,) = m.substitutes()
+    assert sub["paper"] == "bert-base-uncased MLM" and "all-MiniLM-L6-v2" in sub["used"]
+    m._backbone = "bert-base-uncased"
+    assert m.substitutes() == []
