@@ -21,6 +21,17 @@ def prepared_backbone_dir(name: str) -> Path:
     return bench_home() / "backbones" / name
 
 
+def build_identity(directory: str | Path) -> str:
+    """A model directory named with its build: ``<dir>@<hash of prepare.json>`` for a suite-prepared
+    backbone (rebuilt with ``--force``, it is another model at the same path), the path otherwise.
+    What caches derived from the model (a diffusion LM started from it) key on."""
+    from bench.api.hashing import stable_hash
+
+    d = Path(directory)
+    meta = d / "prepare.json"
+    return f"{d}@{stable_hash(meta.read_text(encoding='utf-8'))}" if meta.is_file() else str(d)
+
+
 def package_dir(package: str, *parts: str) -> Path:
     """The directory of an installed package (or a path inside it) without importing it.
 

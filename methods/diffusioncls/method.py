@@ -51,6 +51,7 @@ from bench.api import (
 from bench.api.hub import OFFLINE_BACKBONES, is_frozen
 from bench.api.io import check_sealed
 from bench.api.objective import BUDGET_UNITS, CE_WEIGHTINGS, NRT_FORMS, NRT_REPRS, PSEUDO_GRADS
+from bench.api.resources import build_identity
 from methods.diffusioncls.diffusion_lm import DLM_COVERAGE, planned_steps
 from methods.diffusioncls.generate import DECODINGS, DiffusionGenerator, GenItem, hash_seed
 from methods.diffusioncls.importance import NORMS, importance_weights, tokenize_texts
@@ -240,7 +241,7 @@ class DiffusionCLS(Augmenter):
             "method": self.meta.name, "version": self.meta.version, "train": examples_fingerprint(train),
             "labels": list(labels), "seed": self.seed,
             "proxy": (context.proxy_key if proxy.backbone == context.backbone else None) or proxy_identity(proxy),
-            "mlm": (self._mlm_report or {}).get("key") or str(mlm_dir),
+            "mlm": (self._mlm_report or {}).get("key") or build_identity(mlm_dir),
             **{k: self.params[k] for k in ("T", "lam", "schedule", "importance_norm", "label_prompt", "dlm_epochs",
                                            "dlm_lr", "dlm_batch_size", "max_length", "dlm_coverage",
                                            "dlm_max_steps", "n_groups")},

@@ -204,3 +204,17 @@ def test_the_diffusion_lms_offline_start_is_named_as_a_substitute():
     assert sub["paper"] == "bert-base-uncased MLM" and "all-MiniLM-L6-v2" in sub["used"]
     m._backbone = "bert-base-uncased"
     assert m.substitutes() == []
+
+
+def test_a_rebuilt_prepared_backbone_is_another_diffusion_lm_start(tmp_path):
+    """The diffusion LM's cache key names a suite-prepared backbone by its build (prepare.json), so a
+    `bench prepare backbone --force` rebuild at the same path does not reuse LMs of the old build."""
+    from bench.api.resources import build_identity
+
+    d = tmp_path / "zh-char-bert"
+    d.mkdir()
+    assert build_identity(d) == str(d)  # no build record: the path (a hub snapshot, the adapted MiniLM)
+    (d / "prepare.json").write_text('{"steps": 2584}', encoding="utf-8")
+    first = build_identity(d)
+    (d / "prepare.json").write_text('{"steps": 1862}', encoding="utf-8")
+    assert first.startswith(f"{d}@") and build_identity(d) != first
