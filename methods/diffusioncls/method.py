@@ -191,9 +191,12 @@ class DiffusionCLS(Augmenter):
     def substitutes(self) -> list[dict[str, str]]:
         paper = "chinese-roberta-wwm-ext MLM" if self.language == "zh" else "bert-base-uncased MLM"
         if self._backbone and self._backbone.startswith("prepared:"):
+            name = self._backbone.split(":", 1)[1]
+            start = ("the cell's proxy (fine-tuned from it) as encoder" if self._init == "proxy"
+                     else "its pretrained encoder")
             return [{"role": "diffusion LM init", "paper": paper,
-                     "used": f"suite-prepared {self._backbone.split(':', 1)[1]} (`bench prepare backbone`) with the "
-                             "MLM head of its own pretraining"}]
+                     "used": f"suite-prepared {name} (`bench prepare backbone`): {start}, the MLM head of its "
+                             "pretraining"}]
         if not self._backbone or self._backbone not in OFFLINE_BACKBONES:
             return []
         acc = (self._mlm_report or {}).get("fill_mask_accuracy")

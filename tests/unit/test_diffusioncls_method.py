@@ -196,9 +196,12 @@ def test_the_diffusion_lms_offline_start_is_named_as_a_substitute():
     """A Chinese run's diffusion LM starts from the suite-prepared char BERT: the record must say so (it
     said nothing before, as only MiniLM was known); a hub model is the paper's kind and names none."""
     m = _method("diffusioncls-ref")
-    m.language, m._backbone = "zh", "prepared:zh-char-bert"
+    m.language, m._backbone, m._init = "zh", "prepared:zh-char-bert", "proxy"
     (sub,) = m.substitutes()
     assert sub["paper"] == "chinese-roberta-wwm-ext MLM" and "zh-char-bert" in sub["used"]
+    assert "proxy (fine-tuned from it) as encoder" in sub["used"]  # what dlm_init=auto chose: the paper's recipe
+    m._init = "mlm"
+    assert "its pretrained encoder" in m.substitutes()[0]["used"]
     m.language, m._backbone = "en", "minilm"
     (sub,) = m.substitutes()
     assert sub["paper"] == "bert-base-uncased MLM" and "all-MiniLM-L6-v2" in sub["used"]
