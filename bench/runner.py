@@ -13,7 +13,7 @@ records. It runs the cell's stages in order, each a short function:
 * proxy       -> :func:`get_proxy`: the ``none`` classifier of (dataset, view, seed, classifier config)
   under ``cache/classifiers/<hash>/``; the ``none`` cell's model and every method's proxy;
 * synthetic   -> :func:`get_synthetic`: fit + augment, cached as ``cache/synthetic/<hash>.jsonl`` + ``.json``
-  per (method, version, params, policy, view, seed, proxy);
+  per (method, version, params, policy, view, seed, proxy, the models its fit loads here);
 * train       -> :func:`train_final`: the cell's classifier on originals + pseudo samples;
 * evaluate    -> test scored once; the record is written atomically (``records/<cell_id>.json``).
 """
@@ -403,11 +403,14 @@ def policy_counts(examples: list[Example], policy: str, n_aug: int, seed: int) -
     raise ValueError(f"unknown policy {policy!r}; expected G/E, B/D or -")
 
 
-def synthetic_path(cell: Cell) -> Path:
+def synthetic_path(cell: Cell, ctx: FitContext) -> Path:
+    """Where the cell's pseudo samples are cached: keyed on the method's configuration, the view, the
+    proxy and the models its fit would load here (:meth:`Augmenter.resource_key`)."""
     aug = cell.aug
     key = stable_hash({"stage": "synthetic", "method": [aug.meta.name, aug.meta.version, aug.params],
                        "policy": cell.spec.policy, "n_aug": cell.cfg.n_aug, "view": examples_fingerprint(cell.data.train),
-                       "seed": aug.seed, "proxy": proxy_key(cell.spec, cell.data, cell.base_clf())})
+                       "seed": aug.seed, "proxy": proxy_key(cell.spec, cell.data, cell.base_clf()),
+                       "resources": aug.resource_key(ctx)})
     return Path(cell.cfg.cache_dir) / "synthetic" / f"{key}.jsonl"
 
 
@@ -433,17 +436,17 @@ def read_cached_synthetic(path: Path) -> tuple[list[Synthetic], dict[str, Any]] 
     return items, stats
 
 
-def get_synthetic(cell: Cell, ctx: FitContext) -> tuple[list[Synthetic], dict[str, Any]]:
+def get_synthetic(cell: Cell, ctx: FitContext) -> tuple[list[Synthetic], dict[str, Any], Path]:
     """Fit the augmenter and make the cell's pseudo samples, or read them from the cache (recomputed,
-    with a note, when the entry is damaged)."""
-    path = synthetic_path(cell)
+    with a note, when the entry is damaged); also where they are cached."""
+    path = synthetic_path(cell, ctx)
     meta = path.with_suffix(".json")
     cached = read_cached_synthetic(path)
     if not isinstance(cached, str):
         items, stats = cached
         stats = {**stats, "from_cache": True}
         cell.timings.update({k: v for k, v in stats.get("timings", {}).items() if k in ("fit", "augment")})
-        return items, stats
+        return items, stats, path
     if cached != "missing":
         cell.record.notes.append(f"cached pseudo samples damaged, recomputed: {cached}")
     t0 = time.perf_counter()
@@ -461,7 +464,7 @@ def get_synthetic(cell: Cell, ctx: FitContext) -> tuple[list[Synthetic], dict[st
              "timings": {"fit": cell.timings["fit"], "augment": cell.timings["augment"]}}
     write_jsonl(path, res.synthetic)
     atomic_write_json(meta, stats)
-    return res.synthetic, stats
+    return res.synthetic, stats, path
 
 
 def synthetic_counts(cell: Cell, synthetic: list[Synthetic], stats: dict[str, Any]) -> None:
@@ -546,14 +549,14 @@ def run_stages(cell: Cell) -> None:
     synthetic: list[Synthetic] = []
     fitted = False
     if cell.spec.method != "none":
-        synthetic, stats = get_synthetic(cell, ctx)
+        synthetic, stats, path = get_synthetic(cell, ctx)
         fitted = not stats.get("from_cache")
         subs.extend(stats.get("substitutes", []))
         synthetic_counts(cell, synthetic, stats)
         cell.record.method_stats = stats["method_stats"]
         cell.record.fit_reused = stats.get("fit_reused")  # as when the pseudo samples were made
         cell.record.fit_work = stats.get("fit_work", fit_work_from_stats(stats["method_stats"]))
-        cell.record.synthetic_path = _relative(synthetic_path(cell), Path(cell.cfg.out_dir))
+        cell.record.synthetic_path = _relative(path, Path(cell.cfg.out_dir))
     evaluate(cell, train_final(cell, synthetic, ctx, fitted))
     cell.record.substitutes = _dedupe(subs)
     cell.record.status = "ok"

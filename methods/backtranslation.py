@@ -34,6 +34,7 @@ from typing import Any
 
 from bench.api import Augmenter, Example, MethodMeta, MethodParams, MethodUnavailable, Synthetic, param
 from bench.api.hub import ModelNotAvailable
+from bench.api.hub import locate as locate_model
 from methods.common.lm import generate_seq2seq, load_lm
 
 DEFAULT_PIVOTS = {"en": ["de"], "zh": ["en"]}
@@ -200,6 +201,18 @@ class BackTranslation(Augmenter):
 
     def _fit(self, train: list[Example], context) -> None:
         self._ensure_engine()
+
+    def _resource_key(self, context) -> dict[str, Any]:
+        """The MarianMT models fit would load (found, not loaded), else the Apertium pairs installed."""
+        lang = context.language
+        if self.p.engine in ("auto", "marian"):
+            try:
+                return {"marian": [[m, locate_model(m)] for _, f, b in self._pairs(lang) for m in (f, b)]}
+            except ModelNotAvailable as err:
+                if self.p.engine == "marian":
+                    raise MethodUnavailable(f"backtranslation: MarianMT models not available: {err}") from None
+        modes = apertium_modes() if lang == "en" else []
+        return {"apertium": sorted(m for m in modes if any(p in m for p in self.p.apertium_pivots))}
 
     def substitutes(self) -> list[dict[str, str]]:
         if self._engine == "apertium":

@@ -197,6 +197,7 @@ class Genius(LMAugmenter):
     Params = GeniusParams
     p: GeniusParams
     default_models = DEFAULT_MODEL
+    hub_kind = "seq2seq"
     generator_role = "sketch-to-text model"
     substitute_role = "GENIUS sketch-to-text generator"
     tuned_note = ", LoRA fine-tuned on sketch->text pairs of the train split"
@@ -219,7 +220,7 @@ class Genius(LMAugmenter):
 
     def _fit(self, train: list[Example], context) -> None:
         self._context = context
-        self._load_generator(context.language, "seq2seq")
+        self._load_generator(context.language, self.hub_kind)
         mask = self.p.mask_token or getattr(self._tok, "mask_token", None) or "<mask>"
         self._sketcher = SketchExtractor(context.language, self.p.sketch_ratio, self.p.max_ngram,
                                          self.p.label_weight, mask).fit(train)

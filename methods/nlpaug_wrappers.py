@@ -155,15 +155,24 @@ class NlpaugMLM(_NlpaugWrapper):
     p: NlpaugMLMParams
     _context = None
 
+    def _mlm_backbone(self, context) -> str:
+        backbone = self.p.backbone or (context.backbone if context else "minilm")
+        return "minilm" if is_frozen(backbone) else backbone  # frozen features have no masked LM
+
+    def _resource_key(self, context) -> dict[str, Any]:
+        from bench.api.resources import build_identity
+        from methods.common.mlm import mlm_identity
+
+        if self.p.model_path:
+            return {"mlm": build_identity(self.p.model_path)}
+        return {"mlm": mlm_identity(self._mlm_backbone(context))}
+
     def _resolve_model(self) -> tuple[str, bool]:
         if self.p.model_path:
             return str(self.p.model_path), False
-        backbone = self.p.backbone or (self._context.backbone if self._context else "minilm")
-        if is_frozen(backbone):  # frozen features have no masked LM: the suite's English one
-            backbone = "minilm"
         from methods.common.mlm import adapted_mlm_dir
 
-        return str(adapted_mlm_dir(backbone=backbone)), True
+        return str(adapted_mlm_dir(backbone=self._mlm_backbone(self._context))), True
 
     def _load(self) -> None:
         import nlpaug.augmenter.word as naw

@@ -137,11 +137,7 @@ class Augmenter(ABC):
 
     # ---- public API -------------------------------------------------------------------------
     def fit(self, train: Sequence[Example], context: FitContext) -> Augmenter:
-        if context.language not in self.meta.languages:
-            raise MethodUnavailable(
-                f"{self.meta.name} does not support language {context.language!r} "
-                f"(supports {', '.join(self.meta.languages)})"
-            )
+        self._check_language(context)
         if not train:
             raise AugmenterError(f"{self.meta.name}: cannot fit on an empty train split")
         self.language = context.language
@@ -172,6 +168,22 @@ class Augmenter(ABC):
         shortfall = {e.id: c - made.get(e.id, 0) for e, c in pairs if made.get(e.id, 0) < c}
         stats = self._stats(pairs, synth)
         return AugmentResult(synthetic=synth, requested=sum(counts), shortfall=shortfall, stats=stats)
+
+    def resource_key(self, context: FitContext) -> dict[str, Any]:
+        """What the pseudo samples depend on beyond the parameters, seed and data: which models and
+        builds :meth:`fit` would load here (a hub model or its offline stand-in, a suite-adapted masked
+        LM, a rebuilt backbone). The runner keys its cache of pseudo samples on it, so samples made by
+        one generator are never served for another. Resolved without loading or training anything;
+        raises :class:`MethodUnavailable` where :meth:`fit` would."""
+        self._check_language(context)
+        return self._resource_key(context)
+
+    def _check_language(self, context: FitContext) -> None:
+        if context.language not in self.meta.languages:
+            raise MethodUnavailable(
+                f"{self.meta.name} does not support language {context.language!r} "
+                f"(supports {', '.join(self.meta.languages)})"
+            )
 
     def describe(self) -> dict[str, Any]:
         m = self.meta
@@ -234,6 +246,10 @@ class Augmenter(ABC):
     # ---- for subclasses ---------------------------------------------------------------------
     def _fit(self, train: list[Example], context: FitContext) -> None:  # noqa: B027 - optional hook
         pass
+
+    def _resource_key(self, context: FitContext) -> dict[str, Any]:
+        """See :meth:`resource_key`; methods that load models override it (default: nothing)."""
+        return {}
 
     @abstractmethod
     def _generate(self, pairs: list[tuple[Example, int]]) -> list[Synthetic]:

